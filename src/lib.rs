@@ -1,0 +1,3 @@
+//! hipl: dynamic hypergraphs over image patch embeddings.
+pub mod error;
+pub use error::{Error, Result};
