@@ -162,7 +162,7 @@ fn image_forward<T: Real>(
         row_normalize(f, d, T::of(cfg.norm_eps), &mut fhat, &mut norms);
         fhat
     };
-    let scorer = Scorer::new(cfg, &a, d);
+    let scorer = Scorer::new(cfg, &a, d, !eps_rule);
     let mut gram = vec![T::zero(); n * n];
     gemm(&mut gram, (n, d, n), &a, Op::N, &a, Op::T, T::one(), false, false);
     let margin: Vec<T> = (0..n * n).map(|k| scorer.margin(k / n, k % n, gram[k])).collect();

@@ -183,7 +183,7 @@ pub fn conv_backward<T: Real>(
 #[derive(Clone, Debug)]
 pub struct HypergraphConvCtx<T> {
     pub hypergraph: Hypergraph<T>,
-    incidence: IncidenceCtx<T>,
+    incidence: IncidenceCtx,
     conv: ConvCtx<T>,
 }
 
@@ -226,7 +226,7 @@ pub fn hypergraph_conv_backward<T: Real>(
     let xv = x.as_ref().map(|v| v.view()).unwrap_or(features.view());
     let g = conv_backward(hg, &ctx.conv, xv, theta, weights, dy, structural)?;
     let mut df = match &g.dh {
-        Some(dh) => incidence_backward(hg, &ctx.incidence, dh.view())?,
+        Some(dh) => incidence_backward(hg, &ctx.incidence, features.view(), dh.view())?,
         None => Array3::zeros(features.dim()),
     };
     let dx = match x {

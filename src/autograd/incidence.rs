@@ -55,12 +55,10 @@ pub fn row_normalize_backward<T: Real>(
     Ok(Array3::from_shape_vec((b, n, d), df).expect("length b*n*d"))
 }
 
-/// Saved by [`incidence_forward`]: the rows the rule compared (`f̂` for cosine rules, the
-/// raw features for the ε-ball) and the row norms.
+/// Saved by [`incidence_forward`]: the batch's dims (the backward recomputes what it
+/// needs from the features, which it is given again).
 #[derive(Clone, Debug)]
-pub struct IncidenceCtx<T> {
-    a: Vec<T>,
-    norms: Vec<T>,
+pub struct IncidenceCtx {
     dims: (usize, usize, usize),
 }
 
@@ -75,35 +73,30 @@ pub(crate) fn validate_features<T: Real>(
     Ok((b, n, d))
 }
 
-/// Builds the hypergraph of every image (see [`Hypergraph`]), keeping what the structure
-/// backward needs. Zero-norm rows are an error under the cosine rules (their similarity is
-/// undefined).
+/// Builds the hypergraph of every image (see [`Hypergraph`]). Images are built one after
+/// another, each in parallel row blocks, so the scratch memory is one image's. Zero-norm
+/// rows are an error under the cosine rules (their similarity is undefined).
 pub fn incidence_forward<T: Real>(
     features: ArrayView3<T>,
     cfg: &HypergraphConfig,
-) -> Result<(Hypergraph<T>, IncidenceCtx<T>)> {
+) -> Result<(Hypergraph<T>, IncidenceCtx)> {
     let (b, n, d) = validate_features(&features, cfg)?;
     let f = contiguous(&features);
     let f = flat(&f);
-    let cosine = !matches!(cfg.rule, Rule::EpsBall { .. });
-    let mut norms = vec![T::zero(); b * n];
-    let a = if cosine {
-        let mut fhat = vec![T::zero(); b * n * d];
-        norm::row_normalize(f, d, T::of(cfg.norm_eps), &mut fhat, &mut norms);
-        if let Some(pos) = norms.iter().position(|&x| x <= T::of(cfg.norm_eps)) {
+    if !matches!(cfg.rule, Rule::EpsBall { .. }) {
+        let floor = T::of(cfg.norm_eps);
+        let zero = f.chunks(d).position(|r| r.iter().map(|&x| x * x).sum::<T>().sqrt() <= floor);
+        if let Some(pos) = zero {
             return Err(Error::invalid(
                 "features",
                 "rows with a non-zero norm (cosine similarity is undefined otherwise)",
                 format!("a zero-norm row at image {}, vertex {}", pos / n, pos % n),
             ));
         }
-        fhat
-    } else {
-        f.to_vec()
-    };
-    let images = a.par_chunks(n * d).map(|img| build_image(img, n, d, cfg)).collect();
+    }
+    let images = f.chunks(n * d).map(|img| build_image(img, n, d, cfg)).collect();
     let hg = Hypergraph::from_images(*cfg, n, images);
-    Ok((hg, IncidenceCtx { a, norms, dims: (b, n, d) }))
+    Ok((hg, IncidenceCtx { dims: (b, n, d) }))
 }
 
 /// The hypergraph of every image, without a saved context.
@@ -115,28 +108,33 @@ pub fn build_hypergraph<T: Real>(
 }
 
 /// Backward of [`incidence_forward`]: `dF` from `dH` (`[B, N, N]`, row = vertex, column =
-/// hyperedge). Zero in `Hard` mode; in `Soft` mode `∂H/∂S = alpha H (1 − H)` on the kept
-/// entries; in `StraightThrough` mode `alpha I (1 − I)` with `I = σ(alpha · margin)`
-/// recomputed, on the kept entries.
+/// hyperedge), given the same features. Zero in `Hard` mode; in `Soft` mode
+/// `∂H/∂S = alpha H (1 − H)` on the kept entries; in `StraightThrough` mode
+/// `alpha I (1 − I)` with `I = σ(alpha · margin)` recomputed, on the kept entries.
 pub fn incidence_backward<T: Real>(
     hg: &Hypergraph<T>,
-    ctx: &IncidenceCtx<T>,
+    ctx: &IncidenceCtx,
+    features: ArrayView3<T>,
     dh: ArrayView3<T>,
 ) -> Result<Array3<T>> {
     let (b, n, d) = ctx.dims;
+    check_shape("features", features.shape(), &[b, n, d])?;
     check_shape("dh", dh.shape(), &[b, n, n])?;
     let cfg = hg.config();
     let mut df = vec![T::zero(); b * n * d];
     if cfg.mode == IncidenceMode::Hard {
         return Ok(Array3::from_shape_vec((b, n, d), df).expect("length b*n*d"));
     }
+    let f = contiguous(&features);
+    let f = flat(&f);
     let dh = contiguous(&dh);
     let dh = flat(&dh);
     df.par_chunks_mut(n * d).enumerate().for_each(|(img, df)| {
-        let a = &ctx.a[img * n * d..(img + 1) * n * d];
-        let ds = structure_grad(hg, img, a, n, d, &dh[img * n * n..(img + 1) * n * n]);
+        let a = &f[img * n * d..(img + 1) * n * d];
+        let scorer = Scorer::new(cfg, a, d, false);
+        let ds = structure_grad(hg, img, a, &scorer, n, d, &dh[img * n * n..(img + 1) * n * n]);
         match cfg.rule {
-            Rule::EpsBall { .. } => eps_backward(cfg, a, n, d, &ds, df),
+            Rule::EpsBall { .. } => eps_backward(&scorer, a, n, d, &ds, df),
             _ => {
                 // S = F̂F̂ᵀ: dF̂ = (dS + dSᵀ) F̂, then through the normalisation.
                 let mut sym = ds.clone();
@@ -145,10 +143,12 @@ pub fn incidence_backward<T: Real>(
                         sym[i * n + j] = ds[i * n + j] + ds[j * n + i];
                     }
                 }
+                let mut fhat = vec![T::zero(); n * d];
+                let mut norms = vec![T::zero(); n];
+                norm::row_normalize(a, d, T::of(cfg.norm_eps), &mut fhat, &mut norms);
                 let mut dfhat = vec![T::zero(); n * d];
-                gemm(&mut dfhat, (n, n, d), &sym, Op::N, a, Op::N, T::one(), false, false);
-                let norms = &ctx.norms[img * n..(img + 1) * n];
-                norm::row_normalize_backward(a, norms, d, T::of(cfg.norm_eps), &dfhat, df);
+                gemm(&mut dfhat, (n, n, d), &sym, Op::N, &fhat, Op::N, T::one(), false, false);
+                norm::row_normalize_backward(&fhat, &norms, d, T::of(cfg.norm_eps), &dfhat, df);
             }
         }
     });
@@ -160,6 +160,7 @@ fn structure_grad<T: Real>(
     hg: &Hypergraph<T>,
     img: usize,
     a: &[T],
+    scorer: &Scorer<T>,
     n: usize,
     d: usize,
     dh: &[T],
@@ -170,7 +171,6 @@ fn structure_grad<T: Real>(
     if cfg.mode == IncidenceMode::Soft {
         return (0..n * n).map(|k| dh[k] * alpha * h[k] * (T::one() - h[k])).collect();
     }
-    let scorer = Scorer::new(cfg, a, d);
     let mut g = vec![T::zero(); n * n];
     gemm(&mut g, (n, d, n), a, Op::N, a, Op::T, T::one(), false, false);
     let masked = matches!(cfg.rule, Rule::Knn { .. } | Rule::Threshold { top_k: Some(_) });
@@ -189,7 +189,7 @@ fn structure_grad<T: Real>(
 /// ε-ball: `margin_ij = eps − ‖f_i − f_j‖`, so `∂L/∂f_i = Σ_j Q_ij (f_i − f_j)` with
 /// `Q_ij = −(dm_ij + dm_ji) / dist_ij` off the diagonal.
 fn eps_backward<T: Real>(
-    cfg: &HypergraphConfig,
+    scorer: &Scorer<T>,
     f: &[T],
     n: usize,
     d: usize,
@@ -198,7 +198,6 @@ fn eps_backward<T: Real>(
 ) {
     let mut gram = vec![T::zero(); n * n];
     gemm(&mut gram, (n, d, n), f, Op::N, f, Op::T, T::one(), false, false);
-    let scorer = Scorer::new(cfg, f, d);
     let mut q = vec![T::zero(); n * n];
     for i in 0..n {
         for j in 0..n {

@@ -13,9 +13,13 @@ use rayon::prelude::*;
 /// Rows of the similarity computed per task.
 const BLOCK_ROWS: usize = 64;
 
-/// The per-pair quantities of a rule, from the Gram entry `g = ⟨a_i, a_j⟩` of the rows it
-/// compares (`a = f̂` for cosine rules, the raw `f` for the ε-ball).
+/// The per-pair quantities of a rule, from the Gram entry `g = ⟨f_i, f_j⟩` of the raw
+/// rows. Cosine rules fold the normalisation in: `S_ij = g · inv_i · inv_j` with
+/// `inv_i = 1 / max(‖f_i‖, norm_eps)`, so `F̂` is never materialised.
 pub(crate) struct Scorer<T> {
+    /// `1 / max(‖f_i‖, norm_eps)` (cosine rules), or all ones when the rows given are
+    /// already normalised.
+    inv: Vec<T>,
     /// `‖f_i‖²` of the raw rows, for the ε-ball distance.
     sq: Vec<T>,
     tau: T,
@@ -23,17 +27,25 @@ pub(crate) struct Scorer<T> {
 }
 
 impl<T: Real> Scorer<T> {
-    pub(crate) fn new(cfg: &HypergraphConfig, a: &[T], d: usize) -> Self {
+    /// `a` is `[n, d]`; `normalised` says its rows are `f̂` already (the dense path).
+    pub(crate) fn new(cfg: &HypergraphConfig, a: &[T], d: usize, normalised: bool) -> Self {
         let eps = match cfg.rule {
             Rule::EpsBall { eps } => Some(T::of(eps)),
             _ => None,
         };
-        let sq = if eps.is_some() {
-            a.chunks(d.max(1)).map(|r| r.iter().map(|&x| x * x).sum()).collect()
+        let sq: Vec<T> = a.chunks(d.max(1)).map(|r| r.iter().map(|&x| x * x).sum()).collect();
+        let floor = T::of(cfg.norm_eps);
+        let inv = if eps.is_some() || normalised {
+            vec![T::one(); sq.len()]
         } else {
-            Vec::new()
+            sq.iter().map(|&s| T::one() / s.sqrt().max(floor)).collect()
         };
-        Scorer { sq, tau: T::of(cfg.tau), eps }
+        Scorer { inv, sq, tau: T::of(cfg.tau), eps }
+    }
+
+    /// Cosine similarity of rows `i` and `j` from their Gram entry.
+    pub(crate) fn similarity(&self, i: usize, j: usize, g: T) -> T {
+        g * self.inv[i] * self.inv[j]
     }
 
     /// Euclidean distance between raw rows `i` and `j` from their Gram entry (0 on the
@@ -50,7 +62,7 @@ impl<T: Real> Scorer<T> {
     pub(crate) fn margin(&self, i: usize, j: usize, g: T) -> T {
         match self.eps {
             Some(eps) => eps - self.distance(i, j, g),
-            None => g - self.tau,
+            None => self.similarity(i, j, g) - self.tau,
         }
     }
 }
@@ -60,15 +72,14 @@ pub(crate) fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
-/// Builds one image's hypergraph. `a` is `f̂` (cosine rules) or the raw features (ε-ball),
-/// `[n, d]` row-major.
+/// Builds one image's hypergraph from its raw features `a: [n, d]`, row-major.
 pub(crate) fn build_image<T: Real>(
     a: &[T],
     n: usize,
     d: usize,
     cfg: &HypergraphConfig,
 ) -> ImageGraph<T> {
-    let scorer = Scorer::new(cfg, a, d);
+    let scorer = Scorer::new(cfg, a, d, false);
     let selection = match cfg.rule {
         Rule::Threshold { top_k: Some(k) } => Some((k, true)),
         Rule::Knn { k } => Some((k, false)),
@@ -159,7 +170,7 @@ fn select_members<T: Real>(
     Csr::from_rows(n, &rows)
 }
 
-/// The selection for hyperedge `e` from its similarity row `s` (`S_ej = S_je`).
+/// The selection for hyperedge `e` from its Gram row `s` (`S_ej = S_je`).
 pub(crate) fn select_row<T: Real>(
     e: usize,
     s: &[T],
@@ -174,9 +185,10 @@ pub(crate) fn select_row<T: Real>(
         .collect();
     let keep = (k - 1).min(candidates.len());
     // Descending similarity, ties to the lower index: a total order, so deterministic.
+    let sim = |j: u32| scorer.similarity(e, j as usize, s[j as usize]);
     let order = |x: &u32, y: &u32| {
-        s[*y as usize]
-            .partial_cmp(&s[*x as usize])
+        sim(*y)
+            .partial_cmp(&sim(*x))
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(x.cmp(y))
     };
