@@ -33,14 +33,22 @@ impl<T: Real> Scorer<T> {
             Rule::EpsBall { eps } => Some(T::of(eps)),
             _ => None,
         };
-        let sq: Vec<T> = a.chunks(d.max(1)).map(|r| r.iter().map(|&x| x * x).sum()).collect();
+        let sq: Vec<T> = a
+            .chunks(d.max(1))
+            .map(|r| r.iter().map(|&x| x * x).sum())
+            .collect();
         let floor = T::of(cfg.norm_eps);
         let inv = if eps.is_some() || normalised {
             vec![T::one(); sq.len()]
         } else {
             sq.iter().map(|&s| T::one() / s.sqrt().max(floor)).collect()
         };
-        Scorer { inv, sq, tau: T::of(cfg.tau), eps }
+        Scorer {
+            inv,
+            sq,
+            tau: T::of(cfg.tau),
+            eps,
+        }
     }
 
     /// Cosine similarity of rows `i` and `j` from their Gram entry.
@@ -94,7 +102,10 @@ pub(crate) fn build_image<T: Real>(
                 *s = *s + x;
             }
         }
-        return ImageGraph { incidence: Incidence::Dense { h }, d_e };
+        return ImageGraph {
+            incidence: Incidence::Dense { h },
+            d_e,
+        };
     }
 
     let incidence = match selection {
@@ -118,27 +129,44 @@ pub(crate) fn symmetric_bitmask<T: Real>(
 ) -> Bitmask {
     let mut upper = Bitmask::zeros(n, n);
     let wpr = upper.words_per_row();
-    upper.words_mut().par_chunks_mut(BLOCK_ROWS * wpr).enumerate().for_each(|(blk, words)| {
-        let r0 = blk * BLOCK_ROWS;
-        let rows = words.len() / wpr;
-        let cols = n - r0;
-        let mut g = vec![T::zero(); rows * cols];
-        let lhs = &a[r0 * d..(r0 + rows) * d];
-        gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
-        for r in 0..rows {
-            let i = r0 + r;
-            let row = &mut words[r * wpr..(r + 1) * wpr];
-            row[i / 64] |= 1 << (i % 64);
-            for j in i + 1..n {
-                if scorer.margin(i, j, g[r * cols + j - r0]) > T::zero() {
-                    row[j / 64] |= 1 << (j % 64);
+    upper
+        .words_mut()
+        .par_chunks_mut(BLOCK_ROWS * wpr)
+        .enumerate()
+        .for_each(|(blk, words)| {
+            let r0 = blk * BLOCK_ROWS;
+            let rows = words.len() / wpr;
+            let cols = n - r0;
+            let mut g = vec![T::zero(); rows * cols];
+            let lhs = &a[r0 * d..(r0 + rows) * d];
+            gemm(
+                &mut g,
+                (rows, d, cols),
+                lhs,
+                Op::N,
+                &a[r0 * d..],
+                Op::T,
+                T::one(),
+                false,
+                false,
+            );
+            for r in 0..rows {
+                let i = r0 + r;
+                let row = &mut words[r * wpr..(r + 1) * wpr];
+                row[i / 64] |= 1 << (i % 64);
+                for j in i + 1..n {
+                    if scorer.margin(i, j, g[r * cols + j - r0]) > T::zero() {
+                        row[j / 64] |= 1 << (j % 64);
+                    }
                 }
             }
-        }
-    });
+        });
     let lower = upper.transpose();
     let mut sym = upper;
-    sym.words_mut().iter_mut().zip(lower.words()).for_each(|(u, l)| *u |= l);
+    sym.words_mut()
+        .iter_mut()
+        .zip(lower.words())
+        .for_each(|(u, l)| *u |= l);
     sym
 }
 
@@ -160,7 +188,17 @@ fn select_members<T: Real>(
             let rows = BLOCK_ROWS.min(n - r0);
             let mut g = vec![T::zero(); rows * n];
             let lhs = &a[r0 * d..(r0 + rows) * d];
-            gemm(&mut g, (rows, d, n), lhs, Op::N, a, Op::T, T::one(), false, false);
+            gemm(
+                &mut g,
+                (rows, d, n),
+                lhs,
+                Op::N,
+                a,
+                Op::T,
+                T::one(),
+                false,
+                false,
+            );
             (0..rows)
                 .map(|r| select_row(r0 + r, &g[r * n..(r + 1) * n], scorer, k, thresholded))
                 .collect()
@@ -180,7 +218,8 @@ pub(crate) fn select_row<T: Real>(
 ) -> Vec<u32> {
     let mut candidates: Vec<u32> = (0..s.len() as u32)
         .filter(|&j| {
-            j as usize != e && (!thresholded || scorer.margin(e, j as usize, s[j as usize]) > T::zero())
+            j as usize != e
+                && (!thresholded || scorer.margin(e, j as usize, s[j as usize]) > T::zero())
         })
         .collect();
     let keep = (k - 1).min(candidates.len());
@@ -248,15 +287,21 @@ fn symmetric_incidence<T: Real>(h: Bitmask, repr: Representation) -> Incidence<T
     match resolve(repr, density) {
         Representation::Csr => {
             let c = h.to_csr(false);
-            Incidence::Csr { by_vertex: c.clone(), by_edge: c }
+            Incidence::Csr {
+                by_vertex: c.clone(),
+                by_edge: c,
+            }
         }
         Representation::ComplementCsr => {
             let c = h.to_csr(true);
-            Incidence::Complement { by_vertex: c.clone(), by_edge: c }
+            Incidence::Complement {
+                by_vertex: c.clone(),
+                by_edge: c,
+            }
         }
-        Representation::Dense => {
-            Incidence::Dense { h: Incidence::<T>::Bitmask { h, ht: None }.to_dense(n) }
-        }
+        Representation::Dense => Incidence::Dense {
+            h: Incidence::<T>::Bitmask { h, ht: None }.to_dense(n),
+        },
         _ => Incidence::Bitmask { h, ht: None },
     }
 }
@@ -267,16 +312,17 @@ fn selected_incidence<T: Real>(by_edge: Csr, repr: Representation) -> Incidence<
     let density = by_edge.nnz() as f64 / (n * n) as f64;
     let by_vertex = by_edge.transpose();
     match resolve(repr, density) {
-        Representation::Bitmask => {
-            Incidence::Bitmask { h: by_vertex.to_bitmask(), ht: Some(by_edge.to_bitmask()) }
-        }
+        Representation::Bitmask => Incidence::Bitmask {
+            h: by_vertex.to_bitmask(),
+            ht: Some(by_edge.to_bitmask()),
+        },
         Representation::ComplementCsr => Incidence::Complement {
             by_vertex: by_vertex.to_bitmask().to_csr(true),
             by_edge: by_edge.to_bitmask().to_csr(true),
         },
-        Representation::Dense => {
-            Incidence::Dense { h: Incidence::<T>::Csr { by_vertex, by_edge }.to_dense(n) }
-        }
+        Representation::Dense => Incidence::Dense {
+            h: Incidence::<T>::Csr { by_vertex, by_edge }.to_dense(n),
+        },
         _ => Incidence::Csr { by_vertex, by_edge },
     }
 }
@@ -302,8 +348,6 @@ fn hard_edge_degrees<T: Real>(inc: &Incidence<T>, n: usize) -> Vec<T> {
         Incidence::Complement { by_edge, .. } => {
             (0..n).map(|e| count(n - by_edge.row(e).len())).collect()
         }
-        Incidence::Dense { h } => {
-            (0..n).map(|e| (0..n).map(|i| h[i * n + e]).sum()).collect()
-        }
+        Incidence::Dense { h } => (0..n).map(|e| (0..n).map(|i| h[i * n + e]).sum()).collect(),
     }
 }
