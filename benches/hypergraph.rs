@@ -5,7 +5,7 @@
 //! extra memory of each path.
 //!
 //! `cargo bench --bench hypergraph` runs everything (about 15 minutes on 2 cores);
-//! `cargo bench --bench hypergraph -- 1369x1024` one shape. Set `HIPL_BENCH_QUICK=1` for
+//! `cargo bench --bench hypergraph -- '1369x1024/.*/forward'` a subset (a regex). Set `HIPL_BENCH_QUICK=1` for
 //! the smallest shape only.
 
 #[path = "common.rs"]
@@ -80,6 +80,11 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
+    // The same filter criterion applies, so memory is measured only for the cases it runs.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|f| regex::Regex::new(&f).ok());
     let mut memory = Vec::new();
     for (n, d) in shapes() {
         let x = Inputs {
@@ -91,10 +96,8 @@ fn main() {
             let shape = format!("{n}x{d}/{rule}");
             let mut group = c.benchmark_group(format!("B4/{shape}"));
             for (path, run) in PATHS {
-                let wanted = std::env::args()
-                    .skip(1)
-                    .filter(|a| !a.starts_with("--"))
-                    .all(|f| format!("B4/{shape}/{path}").contains(&f));
+                let id = format!("B4/{shape}/{path}");
+                let wanted = filter.as_ref().is_none_or(|re| re.is_match(&id));
                 if !wanted {
                     continue;
                 }
