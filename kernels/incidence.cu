@@ -1,6 +1,6 @@
 // Fused similarity → hard incidence for the paper's threshold rule.
 //
-// Maths: S = F̂F̂ᵀ per image, H_ij = [S_ij > tau]. H is symmetric, so only tiles (ti, tj) with
+// Maths: S = F̂F̂ᵀ per image, H_ij = [S_ij > tau], and H_jj = 1 (the centre) always. H is symmetric, so only tiles (ti, tj) with
 // ti ≤ tj are computed; tile (ti, tj) writes the bits of rows ti·64.. at columns tj·64.. and,
 // when ti < tj, the mirrored bits of rows tj·64.. at columns ti·64... S never reaches global
 // memory. Degree counts: deg[i] = Σ_j H_ij, which is both d_v(i) with unit weights and d_e(i)
@@ -27,7 +27,8 @@ __device__ void threshold_epilogue(SC Cs, SF flags, unsigned n, unsigned ti, uns
 
     for (unsigned e = tid; e < kTile * kTile; e += kThreads) {
         unsigned r = e / kTile, c = e % kTile;
-        bool in = r0 + r < n && c0 + c < n && tile_s(Cs, r, c, diagonal) > tau;
+        bool centre = r0 + r == c0 + c;  // the centre belongs to its hyperedge whatever tau is
+        bool in = r0 + r < n && c0 + c < n && (centre || tile_s(Cs, r, c, diagonal) > tau);
         flags[e] = in ? 1 : 0;
     }
     __syncthreads();

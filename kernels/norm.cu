@@ -1,6 +1,6 @@
 // Row normalisation of patch features, forward and backward.
 //
-// Forward:  f̂_i = f_i / max(‖f_i‖, eps), with ‖f_i‖ saved for the backward pass.
+// Forward:  f̂_i = f_i · (1 / max(‖f_i‖, eps)), with ‖f_i‖ saved for the backward pass.
 // Backward: df_i = (df̂_i − f̂_i ⟨f̂_i, df̂_i⟩) / ‖f_i‖  when ‖f_i‖ > eps,
 //           df_i = df̂_i / eps                          otherwise (the divisor was the constant).
 // Rows are the B·N rows of a row-major [B, N, D] tensor.
@@ -35,8 +35,8 @@ __device__ void normalize_rows(GPTR(const T) f, GPTR(T) fhat, GPTR(float) norms,
     }
 
     float norm = sqrtf(ss);
-    float denom = fmaxf(norm, eps);
-    for (unsigned k = lane; k < d; k += 32) fhat[base + k] = from_f32<T>(to_f32(f[base + k]) / denom);
+    float inv = 1.0f / fmaxf(norm, eps);
+    for (unsigned k = lane; k < d; k += 32) fhat[base + k] = from_f32<T>(to_f32(f[base + k]) * inv);
     if (lane == 0) norms[row] = norm;
 }
 

@@ -149,3 +149,34 @@ extern "C" __global__ void sigmoid_bwd_f32(GPTR(const float) inc, GPTR(const flo
         d_s[e] = d_inc[e] * alpha * v * (1.0f - v);
     }
 }
+
+// Soft incidence under a selection rule (top-k cap, kNN): I_ie is kept where bit (i, e) of the
+// hard selection mask is set and zeroed elsewhere. count = B·N·N entries; grid-stride, 256
+// threads per block.
+extern "C" __global__ void mask_dense_f32(GPTR(float) inc, GPTR(const unsigned) mask, unsigned n,
+                                          unsigned long long count) {
+    size_t words = 2 * ((n + 63) / 64);
+    for (size_t e = size_t(blockIdx.x) * blockDim.x + threadIdx.x; e < count;
+         e += size_t(gridDim.x) * blockDim.x) {
+        size_t row = e / n;  // b·N + i
+        unsigned col = unsigned(e % n);
+        if (!((mask[row * words + col / 32] >> (col % 32)) & 1)) inc[e] = 0.0f;
+    }
+}
+
+// Degrees of a dense incidence [B, N, N] (used after masking, when I is no longer symmetric):
+// d_v(i) = Σ_e I_ie w_e (row i, in column order), d_e(e) = Σ_i I_ie (column e, in row order).
+// One thread per (index, image): grid = (ceil(N / 256), B), 256 threads.
+extern "C" __global__ void dense_degrees_f32(GPTR(const float) inc, GPTR(const float) w,
+                                             GPTR(float) d_v, GPTR(float) d_e, unsigned n) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (i >= n) return;
+    GPTR(const float) h = inc + size_t(b) * n * n;
+    float sv = 0.0f, se = 0.0f;
+    for (unsigned j = 0; j < n; ++j) {
+        sv += h[size_t(i) * n + j] * (w ? w[size_t(b) * n + j] : 1.0f);
+        se += h[size_t(j) * n + i];
+    }
+    d_v[size_t(b) * n + i] = sv;
+    d_e[size_t(b) * n + i] = se;
+}

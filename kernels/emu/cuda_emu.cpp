@@ -48,6 +48,14 @@ struct Block {
     Region dynamic;
     size_t static_bytes = 0;
     std::string error;
+    // Reads of never-written shared bytes in the current epoch; an error unless another
+    // thread's write in the same epoch already reported the race.
+    struct PendingRead {
+        Shadow* sh;
+        const char* name;
+        size_t index;
+    };
+    std::vector<PendingRead> pending;
 };
 
 thread_local Block* tl_block = nullptr;
@@ -145,6 +153,18 @@ bool resolve_warp(Block& b, unsigned warp) {
     return true;
 }
 
+// Fails on a pending read of shared memory that is still unwritten at the end of an epoch.
+bool check_pending(Block& b) {
+    for (auto& p : b.pending)
+        if (p.sh->w_epoch == UINT32_MAX) {
+            b.cur = nullptr;
+            fail("read of uninitialised shared memory `%s`[%zu]", p.name, p.index);
+            return false;
+        }
+    b.pending.clear();
+    return true;
+}
+
 // Runs one block to completion; returns false on an error.
 bool run_block(Block& b) {
     unsigned n = b.dim.x * b.dim.y * b.dim.z;
@@ -160,6 +180,7 @@ bool run_block(Block& b) {
         makecontext(&f.ctx, fiber_main, 0);
     }
     b.epoch = 0;
+    b.pending.clear();
     for (auto& [key, r] : b.statics) init_region(r, r.bytes.size());
     init_region(b.dynamic, b.dyn_bytes);
 
@@ -176,7 +197,7 @@ bool run_block(Block& b) {
             done += f.state == State::Done;
             sync += f.state == State::Sync;
         }
-        if (done == n) return true;
+        if (done == n) return check_pending(b);
 
         bool released = false;
         for (unsigned w = 0; w * 32 < n; ++w) released |= resolve_warp(b, w);
@@ -189,6 +210,7 @@ bool run_block(Block& b) {
                      sync, done);
                 return false;
             }
+            if (!check_pending(b)) return false;
             ++b.epoch;
             for (auto& f : b.fibers) f.state = State::Run;
             continue;
@@ -240,10 +262,7 @@ void shared_read(Shadow* sh, size_t bytes, const char* name, size_t index) {
     int me = int(b.cur->lin);
     for (size_t i = 0; i < bytes; ++i) {
         Shadow& s = sh[i];
-        if (s.w_epoch == UINT32_MAX) {
-            fail("read of uninitialised shared memory `%s`[%zu]", name, index);
-            return;
-        }
+        if (s.w_epoch == UINT32_MAX) b.pending.push_back({&s, name, index});
         if (s.w_epoch == b.epoch && s.writer != me) {
             fail("shared-memory race on `%s`[%zu]: thread %d reads what thread %d wrote with no "
                  "__syncthreads between",
