@@ -2,9 +2,9 @@
 //! emulator (or a GPU with HIPL_TEST_DEVICE=cuda). Awkward sizes on purpose: N = 1, 2, 3, 33,
 //! 65, 1000; D = 1, 3; N not a multiple of the 64-wide tile.
 
-mod common;
+mod cuda_common;
 
-use common::{assert_close, assert_padding_clear, bit, cosine, device, features, rng};
+use cuda_common::{assert_close, assert_padding_clear, bit, cosine, device, features, rng};
 use half::{bf16, f16};
 use hipl::cuda::ops::incidence::{select_incidence, threshold_incidence, GemmUnits, Selection};
 use hipl::cuda::ops::norm::{normalize_rows, normalize_rows_backward};

@@ -1,0 +1,240 @@
+//! Op: hypergraph convolution `Y = Dv^-1/2 H W De^-1 Hᵀ Dv^-1/2 X Θ` (or the random-walk
+//! form) over a batch, forward with a saved context and backward; and the whole chain
+//! features → incidence → convolution.
+
+use super::incidence::{incidence_backward, incidence_forward, IncidenceCtx};
+use crate::cpu::conv::{self as kernel, ConvDims, ImageConvCtx};
+use crate::error::{Error, Result};
+use crate::hypergraph::{Hypergraph, HypergraphConfig, IncidenceMode};
+use crate::real::Real;
+use crate::validate::{check_finite, check_shape, contiguous, flat};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
+
+/// Saved by [`conv_forward`].
+#[derive(Clone, Debug)]
+pub struct ConvCtx<T> {
+    images: Vec<ImageConvCtx<T>>,
+    dims: ConvDims,
+}
+
+/// Gradients of the convolution's inputs.
+#[derive(Clone, Debug)]
+pub struct ConvGrads<T> {
+    /// `[B, N, Dx]`.
+    pub dx: Array3<T>,
+    /// `[Dx, C]`, summed over the batch.
+    pub dtheta: Array2<T>,
+    /// `[B, N]`, the gradient of the hyperedge weights.
+    pub dweights: Array2<T>,
+    /// `[B, N, N]`, `∂L/∂H`, when asked for (needed by `Soft`/`StraightThrough`).
+    pub dh: Option<Array3<T>>,
+}
+
+/// Checks `x`, `theta` and `weights` against the hypergraph; returns the dims.
+fn validate<T: Real>(
+    hg: &Hypergraph<T>,
+    x: &ArrayView3<T>,
+    theta: &ArrayView2<T>,
+    weights: Option<&ArrayView2<T>>,
+) -> Result<ConvDims> {
+    let (b, n) = (hg.batch_size(), hg.n_vertices());
+    let (xb, xn, dx) = x.dim();
+    if (xb, xn) != (b, n) || dx == 0 {
+        return Err(Error::shape("x", format!("[{b}, {n}, D >= 1]"), x.shape()));
+    }
+    let (tr, c) = theta.dim();
+    if tr != dx || c == 0 {
+        return Err(Error::shape("theta", format!("[{dx}, C >= 1] (rows = x's D)"), theta.shape()));
+    }
+    check_finite("x", flat(&contiguous(x)), x.shape())?;
+    check_finite("theta", flat(&contiguous(theta)), theta.shape())?;
+    if let Some(w) = weights {
+        check_shape("weights", w.shape(), &[b, n])?;
+        let ws = contiguous(w);
+        check_finite("weights", flat(&ws), w.shape())?;
+        if let Some(pos) = flat(&ws).iter().position(|&v| v < T::zero()) {
+            return Err(Error::invalid(
+                "weights",
+                "hyperedge weights >= 0",
+                format!("{} at [{}, {}]", flat(&ws)[pos].to64(), pos / n, pos % n),
+            ));
+        }
+    }
+    Ok(ConvDims { n, dx, c })
+}
+
+fn weights_of<T: Real>(weights: Option<&ArrayView2<T>>, b: usize, n: usize) -> Vec<T> {
+    match weights {
+        Some(w) => flat(&contiguous(w)).to_vec(),
+        None => vec![T::one(); b * n],
+    }
+}
+
+fn run<T: Real>(
+    hg: &Hypergraph<T>,
+    x: ArrayView3<T>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+    save: bool,
+) -> Result<(Array3<T>, Option<ConvCtx<T>>)> {
+    let dims = validate(hg, &x, &theta, weights.as_ref())?;
+    let ConvDims { n, dx, c } = dims;
+    let b = hg.batch_size();
+    let w = weights_of(weights.as_ref(), b, n);
+    let xs = contiguous(&x);
+    let ts = contiguous(&theta);
+    let mut y = vec![T::zero(); b * n * c];
+    let mut saved = Vec::new();
+    // Images one after another, each parallel inside: only one image's scratch is alive.
+    for (img, yb) in y.chunks_mut(n * c).enumerate() {
+        let wb = &w[img * n..(img + 1) * n];
+        let sc = kernel::scalings(hg.image(img), n, wb, hg.config(), img)?;
+        let xb = &flat(&xs)[img * n * dx..(img + 1) * n * dx];
+        if let Some(ctx) = kernel::forward(hg.image(img), dims, xb, flat(&ts), sc, yb, save) {
+            saved.push(ctx);
+        }
+    }
+    let y = Array3::from_shape_vec((b, n, c), y).expect("length b*n*c");
+    Ok((y, save.then_some(ConvCtx { images: saved, dims })))
+}
+
+/// Forward only (nothing saved): `x: [B, N, Dx]`, `theta: [Dx, C]`, `weights: [B, N]`
+/// (default all ones) → `Y: [B, N, C]`.
+pub fn conv<T: Real>(
+    hg: &Hypergraph<T>,
+    x: ArrayView3<T>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+) -> Result<Array3<T>> {
+    Ok(run(hg, x, theta, weights, false)?.0)
+}
+
+/// Forward, saving `XΘ`, `Hᵀ Z` and `H E` per image for [`conv_backward`].
+pub fn conv_forward<T: Real>(
+    hg: &Hypergraph<T>,
+    x: ArrayView3<T>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+) -> Result<(Array3<T>, ConvCtx<T>)> {
+    let (y, ctx) = run(hg, x, theta, weights, true)?;
+    Ok((y, ctx.expect("saved when asked")))
+}
+
+/// Backward of [`conv_forward`], given the same inputs and `dy: [B, N, C]`. With `need_dh`
+/// also returns `∂L/∂H` (an `N × N` buffer per image).
+pub fn conv_backward<T: Real>(
+    hg: &Hypergraph<T>,
+    ctx: &ConvCtx<T>,
+    x: ArrayView3<T>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+    dy: ArrayView3<T>,
+    need_dh: bool,
+) -> Result<ConvGrads<T>> {
+    let dims = validate(hg, &x, &theta, weights.as_ref())?;
+    if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c || ctx.images.len() != hg.batch_size() {
+        return Err(Error::shape(
+            "x/theta",
+            format!("the shapes given to conv_forward ([{}, {}])", ctx.dims.dx, ctx.dims.c),
+            [dims.dx, dims.c],
+        ));
+    }
+    let ConvDims { n, dx, c } = dims;
+    let b = hg.batch_size();
+    check_shape("dy", dy.shape(), &[b, n, c])?;
+    let dys = contiguous(&dy);
+    check_finite("dy", flat(&dys), dy.shape())?;
+    let w = weights_of(weights.as_ref(), b, n);
+    let xs = contiguous(&x);
+    let ts = contiguous(&theta);
+
+    let mut dxs = Vec::with_capacity(b * n * dx);
+    let mut dws = Vec::with_capacity(b * n);
+    let mut dhs = Vec::new();
+    let mut dtheta = vec![T::zero(); dx * c];
+    for img in 0..b {
+        let g = kernel::backward(
+            hg.image(img),
+            dims,
+            hg.config(),
+            &ctx.images[img],
+            &flat(&xs)[img * n * dx..(img + 1) * n * dx],
+            flat(&ts),
+            &w[img * n..(img + 1) * n],
+            &flat(&dys)[img * n * c..(img + 1) * n * c],
+            &mut dtheta,
+            need_dh,
+        );
+        dxs.extend(g.dx);
+        dws.extend(g.dw);
+        if let Some(dh) = g.dh {
+            dhs.extend(dh);
+        }
+    }
+    Ok(ConvGrads {
+        dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
+        dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
+        dweights: Array2::from_shape_vec((b, n), dws).expect("length"),
+        dh: need_dh.then(|| Array3::from_shape_vec((b, n, n), dhs).expect("length")),
+    })
+}
+
+/// Saved by [`hypergraph_conv_forward`].
+#[derive(Clone, Debug)]
+pub struct HypergraphConvCtx<T> {
+    pub hypergraph: Hypergraph<T>,
+    incidence: IncidenceCtx,
+    conv: ConvCtx<T>,
+}
+
+/// Gradients of the whole chain.
+#[derive(Clone, Debug)]
+pub struct HypergraphConvGrads<T> {
+    /// Gradient reaching the features: through `X` when `X` is `F`, and through the
+    /// structure in `Soft`/`StraightThrough` modes.
+    pub df: Array3<T>,
+    /// Gradient of a separate `x`, when one was given.
+    pub dx: Option<Array3<T>>,
+    pub dtheta: Array2<T>,
+    pub dweights: Array2<T>,
+}
+
+/// Builds the hypergraph from `features` and convolves `x` (default: the features).
+pub fn hypergraph_conv_forward<T: Real>(
+    features: ArrayView3<T>,
+    x: Option<ArrayView3<T>>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+    cfg: &HypergraphConfig,
+) -> Result<(Array3<T>, HypergraphConvCtx<T>)> {
+    let (hg, inc) = incidence_forward(features.view(), cfg)?;
+    let (y, conv) = conv_forward(&hg, x.unwrap_or(features), theta, weights)?;
+    Ok((y, HypergraphConvCtx { hypergraph: hg, incidence: inc, conv }))
+}
+
+/// Backward of [`hypergraph_conv_forward`], given the same inputs.
+pub fn hypergraph_conv_backward<T: Real>(
+    ctx: &HypergraphConvCtx<T>,
+    features: ArrayView3<T>,
+    x: Option<ArrayView3<T>>,
+    theta: ArrayView2<T>,
+    weights: Option<ArrayView2<T>>,
+    dy: ArrayView3<T>,
+) -> Result<HypergraphConvGrads<T>> {
+    let hg = &ctx.hypergraph;
+    let structural = hg.config().mode != IncidenceMode::Hard;
+    let xv = x.as_ref().map(|v| v.view()).unwrap_or(features.view());
+    let g = conv_backward(hg, &ctx.conv, xv, theta, weights, dy, structural)?;
+    let mut df = match &g.dh {
+        Some(dh) => incidence_backward(hg, &ctx.incidence, features.view(), dh.view())?,
+        None => Array3::zeros(features.dim()),
+    };
+    let dx = match x {
+        Some(_) => Some(g.dx),
+        None => {
+            df += &g.dx;
+            None
+        }
+    };
+    Ok(HypergraphConvGrads { df, dx, dtheta: g.dtheta, dweights: g.dweights })
+}

@@ -1,0 +1,309 @@
+//! Building one image's incidence from its features: the similarity GEMM in row blocks
+//! with the rule applied as each block comes out, so hard incidence never needs an `N × N`
+//! float buffer.
+
+use super::gemm::{gemm, Op};
+use crate::hypergraph::{
+    Bitmask, Csr, HypergraphConfig, ImageGraph, Incidence, IncidenceMode, Representation, Rule,
+    SPARSE_DENSITY,
+};
+use crate::real::Real;
+use rayon::prelude::*;
+
+/// Rows of the similarity computed per task.
+const BLOCK_ROWS: usize = 64;
+
+/// The per-pair quantities of a rule, from the Gram entry `g = ⟨f_i, f_j⟩` of the raw
+/// rows. Cosine rules fold the normalisation in: `S_ij = g · inv_i · inv_j` with
+/// `inv_i = 1 / max(‖f_i‖, norm_eps)`, so `F̂` is never materialised.
+pub(crate) struct Scorer<T> {
+    /// `1 / max(‖f_i‖, norm_eps)` (cosine rules), or all ones when the rows given are
+    /// already normalised.
+    inv: Vec<T>,
+    /// `‖f_i‖²` of the raw rows, for the ε-ball distance.
+    sq: Vec<T>,
+    tau: T,
+    eps: Option<T>,
+}
+
+impl<T: Real> Scorer<T> {
+    /// `a` is `[n, d]`; `normalised` says its rows are `f̂` already (the dense path).
+    pub(crate) fn new(cfg: &HypergraphConfig, a: &[T], d: usize, normalised: bool) -> Self {
+        let eps = match cfg.rule {
+            Rule::EpsBall { eps } => Some(T::of(eps)),
+            _ => None,
+        };
+        let sq: Vec<T> = a.chunks(d.max(1)).map(|r| r.iter().map(|&x| x * x).sum()).collect();
+        let floor = T::of(cfg.norm_eps);
+        let inv = if eps.is_some() || normalised {
+            vec![T::one(); sq.len()]
+        } else {
+            sq.iter().map(|&s| T::one() / s.sqrt().max(floor)).collect()
+        };
+        Scorer { inv, sq, tau: T::of(cfg.tau), eps }
+    }
+
+    /// Cosine similarity of rows `i` and `j` from their Gram entry.
+    pub(crate) fn similarity(&self, i: usize, j: usize, g: T) -> T {
+        g * self.inv[i] * self.inv[j]
+    }
+
+    /// Euclidean distance between raw rows `i` and `j` from their Gram entry (0 on the
+    /// diagonal exactly).
+    pub(crate) fn distance(&self, i: usize, j: usize, g: T) -> T {
+        if i == j {
+            return T::zero();
+        }
+        (self.sq[i] + self.sq[j] - (g + g)).max(T::zero()).sqrt()
+    }
+
+    /// The signed margin of the rule: positive means "in the hyperedge". The soft
+    /// incidence is `σ(alpha · margin)`.
+    pub(crate) fn margin(&self, i: usize, j: usize, g: T) -> T {
+        match self.eps {
+            Some(eps) => eps - self.distance(i, j, g),
+            None => self.similarity(i, j, g) - self.tau,
+        }
+    }
+}
+
+/// Logistic sigmoid.
+pub(crate) fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// Builds one image's hypergraph from its raw features `a: [n, d]`, row-major.
+pub(crate) fn build_image<T: Real>(
+    a: &[T],
+    n: usize,
+    d: usize,
+    cfg: &HypergraphConfig,
+) -> ImageGraph<T> {
+    let scorer = Scorer::new(cfg, a, d, false);
+    let selection = match cfg.rule {
+        Rule::Threshold { top_k: Some(k) } => Some((k, true)),
+        Rule::Knn { k } => Some((k, false)),
+        _ => None,
+    };
+
+    if cfg.mode == IncidenceMode::Soft {
+        let h = soft_incidence(a, n, d, cfg, &scorer, selection);
+        let mut d_e = vec![T::zero(); n];
+        for row in h.chunks(n) {
+            for (s, &x) in d_e.iter_mut().zip(row) {
+                *s = *s + x;
+            }
+        }
+        return ImageGraph { incidence: Incidence::Dense { h }, d_e };
+    }
+
+    let incidence = match selection {
+        None => symmetric_incidence(symmetric_bitmask(a, n, d, &scorer), cfg.representation),
+        Some((k, thresholded)) => {
+            let by_edge = select_members(a, n, d, &scorer, k, thresholded);
+            selected_incidence(by_edge, cfg.representation)
+        }
+    };
+    let d_e = hard_edge_degrees(&incidence, n);
+    ImageGraph { incidence, d_e }
+}
+
+/// Hard incidence of a symmetric rule as a bitmask: the upper triangle of the Gram matrix
+/// in row blocks, then mirrored with bit-block transposes. The centre is always set.
+pub(crate) fn symmetric_bitmask<T: Real>(
+    a: &[T],
+    n: usize,
+    d: usize,
+    scorer: &Scorer<T>,
+) -> Bitmask {
+    let mut upper = Bitmask::zeros(n, n);
+    let wpr = upper.words_per_row();
+    upper.words_mut().par_chunks_mut(BLOCK_ROWS * wpr).enumerate().for_each(|(blk, words)| {
+        let r0 = blk * BLOCK_ROWS;
+        let rows = words.len() / wpr;
+        let cols = n - r0;
+        let mut g = vec![T::zero(); rows * cols];
+        let lhs = &a[r0 * d..(r0 + rows) * d];
+        gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
+        for r in 0..rows {
+            let i = r0 + r;
+            let row = &mut words[r * wpr..(r + 1) * wpr];
+            row[i / 64] |= 1 << (i % 64);
+            for j in i + 1..n {
+                if scorer.margin(i, j, g[r * cols + j - r0]) > T::zero() {
+                    row[j / 64] |= 1 << (j % 64);
+                }
+            }
+        }
+    });
+    let lower = upper.transpose();
+    let mut sym = upper;
+    sym.words_mut().iter_mut().zip(lower.words()).for_each(|(u, l)| *u |= l);
+    sym
+}
+
+/// Members of each hyperedge `e` (column `e` of `H`) under a selection rule: the centre,
+/// then the `k − 1` most similar other vertices (ties to the lower index), counting only
+/// vertices above the threshold when `thresholded` (the top-k cap).
+fn select_members<T: Real>(
+    a: &[T],
+    n: usize,
+    d: usize,
+    scorer: &Scorer<T>,
+    k: usize,
+    thresholded: bool,
+) -> Csr {
+    let blocks: Vec<Vec<Vec<u32>>> = (0..n.div_ceil(BLOCK_ROWS))
+        .into_par_iter()
+        .map(|blk| {
+            let r0 = blk * BLOCK_ROWS;
+            let rows = BLOCK_ROWS.min(n - r0);
+            let mut g = vec![T::zero(); rows * n];
+            let lhs = &a[r0 * d..(r0 + rows) * d];
+            gemm(&mut g, (rows, d, n), lhs, Op::N, a, Op::T, T::one(), false, false);
+            (0..rows)
+                .map(|r| select_row(r0 + r, &g[r * n..(r + 1) * n], scorer, k, thresholded))
+                .collect()
+        })
+        .collect();
+    let rows: Vec<Vec<u32>> = blocks.into_iter().flatten().collect();
+    Csr::from_rows(n, &rows)
+}
+
+/// The selection for hyperedge `e` from its Gram row `s` (`S_ej = S_je`).
+pub(crate) fn select_row<T: Real>(
+    e: usize,
+    s: &[T],
+    scorer: &Scorer<T>,
+    k: usize,
+    thresholded: bool,
+) -> Vec<u32> {
+    let mut candidates: Vec<u32> = (0..s.len() as u32)
+        .filter(|&j| {
+            j as usize != e && (!thresholded || scorer.margin(e, j as usize, s[j as usize]) > T::zero())
+        })
+        .collect();
+    let keep = (k - 1).min(candidates.len());
+    // Descending similarity, ties to the lower index: a total order, so deterministic.
+    let sim = |j: u32| scorer.similarity(e, j as usize, s[j as usize]);
+    let order = |x: &u32, y: &u32| {
+        sim(*y)
+            .partial_cmp(&sim(*x))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(x.cmp(y))
+    };
+    if keep < candidates.len() {
+        if keep > 0 {
+            candidates.select_nth_unstable_by(keep - 1, order);
+        }
+        candidates.truncate(keep);
+    }
+    candidates.push(e as u32);
+    candidates.sort_unstable();
+    candidates
+}
+
+/// Dense soft incidence `H = M ⊙ σ(alpha · margin)`, with `M` the selection mask (all ones
+/// without a selection rule).
+fn soft_incidence<T: Real>(
+    a: &[T],
+    n: usize,
+    d: usize,
+    cfg: &HypergraphConfig,
+    scorer: &Scorer<T>,
+    selection: Option<(usize, bool)>,
+) -> Vec<T> {
+    let mut g = vec![T::zero(); n * n];
+    gemm(&mut g, (n, d, n), a, Op::N, a, Op::T, T::one(), false, true);
+    let alpha = T::of(cfg.alpha);
+    // Hyperedge e is column e; rows of `g` are hyperedges by symmetry of the Gram matrix.
+    let members: Option<Vec<Vec<u32>>> = selection.map(|(k, thresholded)| {
+        (0..n)
+            .into_par_iter()
+            .map(|e| select_row(e, &g[e * n..(e + 1) * n], scorer, k, thresholded))
+            .collect()
+    });
+    let mut h = vec![T::zero(); n * n];
+    h.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        for (e, v) in row.iter_mut().enumerate() {
+            *v = sigmoid(alpha * scorer.margin(i, e, g[i * n + e]));
+        }
+    });
+    if let Some(members) = members {
+        let mut masked = vec![T::zero(); n * n];
+        for (e, m) in members.iter().enumerate() {
+            for &i in m {
+                masked[i as usize * n + e] = h[i as usize * n + e];
+            }
+        }
+        h = masked;
+    }
+    h
+}
+
+/// Chooses the storage of a symmetric hard incidence.
+fn symmetric_incidence<T: Real>(h: Bitmask, repr: Representation) -> Incidence<T> {
+    let n = h.n_rows();
+    let density = h.count_ones() as f64 / (n * n) as f64;
+    match resolve(repr, density) {
+        Representation::Csr => {
+            let c = h.to_csr(false);
+            Incidence::Csr { by_vertex: c.clone(), by_edge: c }
+        }
+        Representation::ComplementCsr => {
+            let c = h.to_csr(true);
+            Incidence::Complement { by_vertex: c.clone(), by_edge: c }
+        }
+        Representation::Dense => {
+            Incidence::Dense { h: Incidence::<T>::Bitmask { h, ht: None }.to_dense(n) }
+        }
+        _ => Incidence::Bitmask { h, ht: None },
+    }
+}
+
+/// Chooses the storage of a hard incidence given by hyperedge member lists.
+fn selected_incidence<T: Real>(by_edge: Csr, repr: Representation) -> Incidence<T> {
+    let n = by_edge.n_rows();
+    let density = by_edge.nnz() as f64 / (n * n) as f64;
+    let by_vertex = by_edge.transpose();
+    match resolve(repr, density) {
+        Representation::Bitmask => {
+            Incidence::Bitmask { h: by_vertex.to_bitmask(), ht: Some(by_edge.to_bitmask()) }
+        }
+        Representation::ComplementCsr => Incidence::Complement {
+            by_vertex: by_vertex.to_bitmask().to_csr(true),
+            by_edge: by_edge.to_bitmask().to_csr(true),
+        },
+        Representation::Dense => {
+            Incidence::Dense { h: Incidence::<T>::Csr { by_vertex, by_edge }.to_dense(n) }
+        }
+        _ => Incidence::Csr { by_vertex, by_edge },
+    }
+}
+
+fn resolve(repr: Representation, density: f64) -> Representation {
+    match repr {
+        Representation::Auto if density <= SPARSE_DENSITY => Representation::Csr,
+        Representation::Auto if density >= 1.0 - SPARSE_DENSITY => Representation::ComplementCsr,
+        Representation::Auto => Representation::Bitmask,
+        r => r,
+    }
+}
+
+/// `d_e(e) = Σ_i H_ie` of a hard incidence.
+fn hard_edge_degrees<T: Real>(inc: &Incidence<T>, n: usize) -> Vec<T> {
+    let count = |c: usize| T::of(c as f64);
+    match inc {
+        Incidence::Bitmask { h, ht } => {
+            let t = ht.as_ref().unwrap_or(h);
+            (0..n).map(|e| count(t.row_count(e))).collect()
+        }
+        Incidence::Csr { by_edge, .. } => (0..n).map(|e| count(by_edge.row(e).len())).collect(),
+        Incidence::Complement { by_edge, .. } => {
+            (0..n).map(|e| count(n - by_edge.row(e).len())).collect()
+        }
+        Incidence::Dense { h } => {
+            (0..n).map(|e| (0..n).map(|i| h[i * n + e]).sum()).collect()
+        }
+    }
+}

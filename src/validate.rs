@@ -1,0 +1,61 @@
+//! Input checks shared by the ops: shapes, finiteness, contiguous views.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use ndarray::{ArrayBase, CowArray, Data, Dimension};
+
+/// A standard-layout (row-major, contiguous) view, copying only when the input is not.
+pub fn contiguous<'a, T: Real, D: Dimension>(
+    a: &'a ArrayBase<impl Data<Elem = T>, D>,
+) -> CowArray<'a, T, D> {
+    a.as_standard_layout()
+}
+
+/// The elements of a standard-layout array, row-major.
+pub fn flat<'a, T, D: Dimension>(a: &'a CowArray<'_, T, D>) -> &'a [T] {
+    a.as_slice().expect("as_standard_layout gives a contiguous array")
+}
+
+/// Fails on the first NaN or infinity of `arg`, naming its multi-index.
+pub fn check_finite<T: Real>(arg: &str, values: &[T], shape: &[usize]) -> Result<()> {
+    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+        let mut index = Vec::with_capacity(shape.len());
+        let mut rest = pos;
+        for &dim in shape.iter().rev() {
+            index.push(rest % dim.max(1));
+            rest /= dim.max(1);
+        }
+        index.reverse();
+        return Err(Error::NonFinite {
+            arg: arg.into(),
+            index: format!("{index:?}"),
+            value: values[pos].to64(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a `[B, N, D]` features tensor: `B >= 1`, `N >= 2`, `D >= 1`.
+pub fn check_features_shape(arg: &str, shape: &[usize]) -> Result<(usize, usize, usize)> {
+    let &[b, n, d] = shape else {
+        return Err(Error::shape(arg, "3 dimensions [B, N, D]", shape));
+    };
+    if b == 0 {
+        return Err(Error::shape(arg, "a non-empty batch (B >= 1)", shape));
+    }
+    if n < 2 {
+        return Err(Error::shape(arg, "at least 2 vertices (N >= 2)", shape));
+    }
+    if d == 0 {
+        return Err(Error::shape(arg, "at least 1 channel (D >= 1)", shape));
+    }
+    Ok((b, n, d))
+}
+
+/// Checks that `arg` has exactly `expected` as its shape.
+pub fn check_shape(arg: &str, shape: &[usize], expected: &[usize]) -> Result<()> {
+    if shape != expected {
+        return Err(Error::shape(arg, format!("{expected:?}"), shape));
+    }
+    Ok(())
+}
