@@ -1,6 +1,7 @@
 //! Devices, typed device buffers and the launch description shared by both backends.
 
 use std::marker::PhantomData;
+#[cfg(feature = "cuda")]
 use std::sync::Arc;
 
 use super::emu::EmuAlloc;

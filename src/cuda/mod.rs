@@ -14,8 +14,10 @@ mod device;
 #[cfg(feature = "cuda")]
 mod driver;
 pub mod emu;
+pub mod hypergraph;
 pub mod ops;
 
 pub use device::{Device, DeviceBuffer, Elem, Float};
+pub use hypergraph::{build_hypergraph, conv, conv_backward, DeviceConvGrads, DeviceHypergraph};
 pub(crate) use device::GemmSpec;
 pub(crate) use device::{KArg, LaunchCfg};

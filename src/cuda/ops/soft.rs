@@ -107,18 +107,9 @@ pub fn mask_soft(
         &cfg,
         &mut [KArg::output(&mut soft.inc), KArg::input(mask), KArg::U32(n as u32), KArg::U64(count as u64)],
     )?;
-    let cfg = LaunchCfg::new("dense_degrees_f32", (blocks(n, 256), b as u64, 1), 256, 0)?;
-    dev.launch(
-        "dense_degrees_f32",
-        &cfg,
-        &mut [
-            KArg::input(&soft.inc),
-            KArg::optional(w),
-            KArg::output(&mut soft.d_v),
-            KArg::output(&mut soft.d_e),
-            KArg::U32(n as u32),
-        ],
-    )?;
+    let (d_v, d_e) = dense_degrees(dev, &soft.inc, w, shape)?;
+    soft.d_v = d_v;
+    soft.d_e = d_e;
     Ok(())
 }
 
@@ -148,4 +139,31 @@ pub fn sigmoid_backward(
         ],
     )?;
     Ok(d_s)
+}
+
+/// Degrees of a dense incidence: `(d_v, d_e)` with `d_v(i) = Σ_e I_ie w_e`, `d_e(e) = Σ_i I_ie`.
+pub fn dense_degrees(
+    dev: &Device,
+    inc: &DeviceBuffer<f32>,
+    w: Option<&DeviceBuffer<f32>>,
+    shape: Shape,
+) -> Result<(DeviceBuffer<f32>, DeviceBuffer<f32>)> {
+    let (b, n) = (shape.b, shape.n);
+    check_len("inc", inc, b * n * n)?;
+    check_opt("w", w, b * n)?;
+    let mut d_v = dev.zeros::<f32>(b * n)?;
+    let mut d_e = dev.zeros::<f32>(b * n)?;
+    let cfg = LaunchCfg::new("dense_degrees_f32", (blocks(n, 256), b as u64, 1), 256, 0)?;
+    dev.launch(
+        "dense_degrees_f32",
+        &cfg,
+        &mut [
+            KArg::input(inc),
+            KArg::optional(w),
+            KArg::output(&mut d_v),
+            KArg::output(&mut d_e),
+            KArg::U32(n as u32),
+        ],
+    )?;
+    Ok((d_v, d_e))
 }
