@@ -7,6 +7,10 @@
 
 namespace hipl {
 
+// LIMITATION: both tile GEMMs stage operands with plain loads and one buffer (no cp.async,
+// no double buffering, 64×64 tiles); they are correct and spill-free but unmeasured on a GPU,
+// and likely below cuBLAS. Pipelining the K loop is the next step if the bench asks for it.
+
 constexpr unsigned kTile = 64;          // rows and columns of S per block
 constexpr unsigned kThreads = 256;      // threads per block of the similarity kernels
 constexpr unsigned kCsLd = kTile + 4;   // row stride of the S tile in shared memory

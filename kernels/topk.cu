@@ -13,6 +13,8 @@
 // strict (score, then index), so ranks are unique and the result is deterministic.
 //
 // Dynamic shared memory: 4·64·k words (two selections of keys and indices) + 64 counts.
+// LIMITATION: k ≤ 64 (the selections live in shared memory), and the tile GEMM is the SIMT
+// one for every dtype (no tensor-core variant of the selection yet).
 #include "gemm_tile.cuh"
 
 namespace hipl {

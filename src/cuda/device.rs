@@ -265,6 +265,16 @@ impl Device {
         Error::Device { op: op.into(), msg: format!("buffer belongs to another device than {}", self.name()) }
     }
 
+    /// Waits until all queued work on this device is done (a no-op in the emulator, which
+    /// runs launches synchronously).
+    pub fn synchronize(&self) -> Result<()> {
+        match &self.inner {
+            Inner::Emu => Ok(()),
+            #[cfg(feature = "cuda")]
+            Inner::Cuda(c) => c.synchronize(),
+        }
+    }
+
     /// Launches `kernel` (its `op_dtype` name) with `args` in parameter order.
     pub(crate) fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Result<()> {
         tracing::debug!(kernel, grid = ?cfg.grid, block = ?cfg.block, smem = cfg.smem, "launch");

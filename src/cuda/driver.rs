@@ -23,11 +23,20 @@ pub(crate) struct EmbeddedModule {
 
 include!(concat!(env!("OUT_DIR"), "/cuda_modules.rs"));
 
-/// Static shared memory a kernel may use before dynamic memory needs the opt-in attribute.
-const DEFAULT_SMEM: u32 = 48 * 1024;
-
 fn dev_err(op: &str, e: impl std::fmt::Debug) -> Error {
     Error::Device { op: op.into(), msg: format!("{e:?}") }
+}
+
+/// Runs `f`, turning a panic into `None` without printing it. cudarc's dynamic loading
+/// panics when a CUDA library is missing; the caller reports that as one log line instead.
+/// The panic hook is process-wide, so a panic on another thread during this call would go
+/// unprinted (it still unwinds normally).
+fn quietly<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Option<R> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(f);
+    std::panic::set_hook(hook);
+    r.ok()
 }
 
 pub(crate) struct CudaBackend {
@@ -42,9 +51,8 @@ pub(crate) struct CudaBackend {
 impl CudaBackend {
     /// Whether the driver library loads and reports a device, without panicking.
     pub fn probe() -> std::result::Result<(), String> {
-        // cudarc's dynamic loading panics when libcuda is absent; contain it.
-        let count = std::panic::catch_unwind(CudaContext::device_count)
-            .map_err(|_| "the CUDA driver library (libcuda) could not be loaded".to_string())?
+        let count = quietly(CudaContext::device_count)
+            .ok_or_else(|| "the CUDA driver library (libcuda) could not be loaded".to_string())?
             .map_err(|e| format!("the CUDA driver reported {e:?}"))?;
         if count < 1 {
             return Err("no CUDA device is present".into());
@@ -58,7 +66,9 @@ impl CudaBackend {
         let (major, minor) = ctx.compute_capability().map_err(|e| dev_err("cuda init", e))?;
         let arch = (major * 10 + minor) as u32;
         let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| dev_err("cublas init", e))?;
+        let blas = quietly(|| CudaBlas::new(stream.clone()))
+            .ok_or_else(|| dev_err("cublas init", "libcublas could not be loaded (LD_LIBRARY_PATH?)"))?
+            .map_err(|e| dev_err("cublas init", e))?;
 
         let mut modules = Vec::new();
         for m in MODULES {
@@ -110,6 +120,10 @@ impl CudaBackend {
         self.stream.synchronize().map_err(|e| dev_err("download", e))
     }
 
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| dev_err("synchronize", e))
+    }
+
     fn function(&self, kernel: &str) -> Result<CudaFunction> {
         let mut cache = self.functions.lock().map_err(|_| dev_err(kernel, "poisoned lock"))?;
         if let Some(f) = cache.get(kernel) {
@@ -126,7 +140,9 @@ impl CudaBackend {
 
     pub fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Result<()> {
         let f = self.function(kernel)?;
-        if cfg.smem > DEFAULT_SMEM {
+        // Static plus dynamic shared memory above 48 KiB needs the opt-in; setting it for every
+        // launch with dynamic memory keeps the rule in one place.
+        if cfg.smem > 0 {
             f.set_attribute(
                 CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 cfg.smem as i32,
@@ -139,10 +155,10 @@ impl CudaBackend {
         for a in args.iter_mut() {
             match a {
                 KArg::In(RawBuffer::Cuda(s)) => {
-                    builder.arg(&**s);
+                    builder.arg(&*s);
                 }
                 KArg::Out(RawBuffer::Cuda(s)) => {
-                    builder.arg(&mut **s);
+                    builder.arg(&mut *s);
                 }
                 KArg::Null => {
                     builder.arg(&null);

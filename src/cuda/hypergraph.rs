@@ -191,7 +191,10 @@ fn conv_scales(hg: &DeviceHypergraph, w: Option<&DeviceBuffer<f32>>) -> Result<C
     let scales = match &hg.stored {
         Stored::Hard { mask, d_e, .. } => {
             let d_v = weighted_degree(dev, mask, w, hg.shape)?;
-            check_zero_degree(hg, &dev.download(&d_v)?, &dev.download(d_e)?.iter().map(|&c| c as f32).collect::<Vec<_>>())?;
+            if hg.config.zero_degree == ZeroDegree::Error {
+                let d_e: Vec<f32> = dev.download(d_e)?.iter().map(|&c| c as f32).collect();
+                check_zero_degree(hg, &dev.download(&d_v)?, &d_e)?;
+            }
             degree_scales_hard(dev, &d_v, d_e, w, count)?
         }
         Stored::Soft(s) => {
@@ -201,7 +204,9 @@ fn conv_scales(hg: &DeviceHypergraph, w: Option<&DeviceBuffer<f32>>) -> Result<C
                 Some(_) => Some(super::ops::soft::dense_degrees(dev, &s.inc, w, hg.shape)?.0),
             };
             let d_v = d_v.as_ref().unwrap_or(&s.d_v);
-            check_zero_degree(hg, &dev.download(d_v)?, &dev.download(&s.d_e)?)?;
+            if hg.config.zero_degree == ZeroDegree::Error {
+                check_zero_degree(hg, &dev.download(d_v)?, &dev.download(&s.d_e)?)?;
+            }
             degree_scales_soft(dev, d_v, &s.d_e, w, count)?
         }
     };
@@ -209,9 +214,6 @@ fn conv_scales(hg: &DeviceHypergraph, w: Option<&DeviceBuffer<f32>>) -> Result<C
 }
 
 fn check_zero_degree(hg: &DeviceHypergraph, d_v: &[f32], d_e: &[f32]) -> Result<()> {
-    if hg.config.zero_degree != ZeroDegree::Error {
-        return Ok(());
-    }
     let n = hg.shape.n;
     for (kind, deg) in [("vertex", d_v), ("hyperedge", d_e)] {
         if let Some(pos) = deg.iter().position(|&x| x == 0.0) {
@@ -290,6 +292,65 @@ fn upload_2d(dev: &Device, a: &ArrayView2<f32>) -> Result<DeviceBuffer<f32>> {
     dev.upload(a.as_standard_layout().as_slice().expect("standard layout"))
 }
 
+fn check_device_len(arg: &str, buf: &DeviceBuffer<f32>, want: usize) -> Result<()> {
+    super::ops::check_len(arg, buf, want)
+}
+
+/// Forward convolution on device buffers: `x: [B, N, dx]`, `theta: [dx, c]`, `w: [B, N]`
+/// (None: ones) → `Y: [B, N, c]`, all f32. Values are not checked for NaN here.
+pub fn conv_device(
+    hg: &DeviceHypergraph,
+    x: &DeviceBuffer<f32>,
+    dx: usize,
+    theta: &DeviceBuffer<f32>,
+    c: usize,
+    w: Option<&DeviceBuffer<f32>>,
+) -> Result<DeviceBuffer<f32>> {
+    let dev = &hg.device;
+    let (b, n) = (hg.shape.b, hg.shape.n);
+    check_device_len("x", x, b * n * dx)?;
+    check_device_len("theta", theta, dx * c)?;
+    if let Some(w) = w {
+        check_device_len("weights", w, b * n)?;
+    }
+    let mut p = dev.zeros::<f32>(b * n * c)?;
+    let spec = GemmSpec { batch: 1, m: b * n, n: c, k: dx, trans_a: false, trans_b: false };
+    dev.gemm_f32(&spec, x, theta, &mut p)?;
+    let sc = conv_scales(hg, w)?;
+    let e = apply(hg, true, &p, c, sc.pre(), Some(&sc.scales.e_scale))?;
+    apply(hg, false, &e, c, None, Some(sc.post()))
+}
+
+/// Backward of [`conv_device`] for `(dX, dΘ)` given `dy: [B, N, c]`.
+pub fn conv_backward_device(
+    hg: &DeviceHypergraph,
+    x: &DeviceBuffer<f32>,
+    dx: usize,
+    theta: &DeviceBuffer<f32>,
+    c: usize,
+    w: Option<&DeviceBuffer<f32>>,
+    dy: &DeviceBuffer<f32>,
+) -> Result<(DeviceBuffer<f32>, DeviceBuffer<f32>)> {
+    let dev = &hg.device;
+    let (b, n) = (hg.shape.b, hg.shape.n);
+    check_device_len("x", x, b * n * dx)?;
+    check_device_len("theta", theta, dx * c)?;
+    check_device_len("dy", dy, b * n * c)?;
+    if let Some(w) = w {
+        check_device_len("weights", w, b * n)?;
+    }
+    let sc = conv_scales(hg, w)?;
+    let de = apply(hg, true, dy, c, Some(sc.post()), Some(&sc.scales.e_scale))?;
+    let dp = apply(hg, false, &de, c, None, sc.pre())?;
+    let mut gx = dev.zeros::<f32>(b * n * dx)?;
+    let spec = GemmSpec { batch: 1, m: b * n, n: dx, k: c, trans_a: false, trans_b: true };
+    dev.gemm_f32(&spec, &dp, theta, &mut gx)?;
+    let mut gt = dev.zeros::<f32>(dx * c)?;
+    let spec = GemmSpec { batch: 1, m: dx, n: c, k: b * n, trans_a: true, trans_b: false };
+    dev.gemm_f32(&spec, x, &dp, &mut gt)?;
+    Ok((gx, gt))
+}
+
 /// Forward convolution on the device (see `hipl::conv`): `x: [B, N, Dx]`, `theta: [Dx, C]`,
 /// `weights: [B, N]` (default ones) → `Y: [B, N, C]`.
 pub fn conv(
@@ -304,13 +365,7 @@ pub fn conv(
     let xs = dev.upload(x.as_standard_layout().as_slice().expect("standard layout"))?;
     let th = upload_2d(dev, &theta)?;
     let w = weights.as_ref().map(|w| upload_2d(dev, w)).transpose()?;
-
-    let mut p = dev.zeros::<f32>(b * n * c)?;
-    let spec = GemmSpec { batch: 1, m: b * n, n: c, k: dx, trans_a: false, trans_b: false };
-    dev.gemm_f32(&spec, &xs, &th, &mut p)?;
-    let sc = conv_scales(hg, w.as_ref())?;
-    let e = apply(hg, true, &p, c, sc.pre(), Some(&sc.scales.e_scale))?;
-    let y = apply(hg, false, &e, c, None, Some(sc.post()))?;
+    let y = conv_device(hg, &xs, dx, &th, c, w.as_ref())?;
     Ok(Array3::from_shape_vec((b, n, c), dev.download(&y)?).expect("length b*n*c"))
 }
 
@@ -341,16 +396,7 @@ pub fn conv_backward(
     let th = upload_2d(dev, &theta)?;
     let gy = dev.upload(dy.as_standard_layout().as_slice().expect("standard layout"))?;
     let w = weights.as_ref().map(|w| upload_2d(dev, w)).transpose()?;
-
-    let sc = conv_scales(hg, w.as_ref())?;
-    let de = apply(hg, true, &gy, c, Some(sc.post()), Some(&sc.scales.e_scale))?;
-    let dp = apply(hg, false, &de, c, None, sc.pre())?;
-    let mut gx = dev.zeros::<f32>(b * n * dx)?;
-    let spec = GemmSpec { batch: 1, m: b * n, n: dx, k: c, trans_a: false, trans_b: true };
-    dev.gemm_f32(&spec, &dp, &th, &mut gx)?;
-    let mut gt = dev.zeros::<f32>(dx * c)?;
-    let spec = GemmSpec { batch: 1, m: dx, n: c, k: b * n, trans_a: true, trans_b: false };
-    dev.gemm_f32(&spec, &xs, &dp, &mut gt)?;
+    let (gx, gt) = conv_backward_device(hg, &xs, dx, &th, c, w.as_ref(), &gy)?;
     Ok(DeviceConvGrads {
         dx: Array3::from_shape_vec((b, n, dx), dev.download(&gx)?).expect("length"),
         dtheta: Array2::from_shape_vec((dx, c), dev.download(&gt)?).expect("length"),

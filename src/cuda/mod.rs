@@ -18,6 +18,9 @@ pub mod hypergraph;
 pub mod ops;
 
 pub use device::{Device, DeviceBuffer, Elem, Float};
-pub use hypergraph::{build_hypergraph, conv, conv_backward, DeviceConvGrads, DeviceHypergraph};
+pub use hypergraph::{
+    build_hypergraph, build_on_device, conv, conv_backward, conv_backward_device, conv_device,
+    DeviceConvGrads, DeviceHypergraph,
+};
 pub(crate) use device::GemmSpec;
 pub(crate) use device::{KArg, LaunchCfg};

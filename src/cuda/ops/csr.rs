@@ -18,6 +18,8 @@ pub struct DeviceCsr {
 }
 
 /// Per-image capacity of the column indices.
+// LIMITATION: the capacity is reserved up front (⌊N²/2⌋ u32 per image, 3.7 MB at N = 1369)
+// so the CSR needs no host round trip; a two-pass build could size it exactly.
 pub fn csr_capacity(n: usize) -> usize {
     (n * n / 2).max(1)
 }

@@ -93,6 +93,8 @@ pub fn spmm<T: Float>(
 
     // Column sums for the complement identity (cheap next to the gather; computed for every
     // image so the choice stays on the device).
+    // LIMITATION: computed even for images stored without the complement (one extra O(N·D)
+    // pass); reading the complement flags on the device inside colsum would skip it.
     let mut colsum = dev.zeros::<f32>(shape.b * d)?;
     let name = format!("colsum_scaled_{}", T::DTYPE);
     let cfg = LaunchCfg::new(&name, (blocks(d, 128), shape.b as u64, 1), 128, 0)?;
