@@ -30,9 +30,11 @@ fn find_nvcc() -> Result<PathBuf, String> {
             }
         }
     }
-    Err("feature `cuda` needs nvcc at build time, and none was found: set NVCC to the nvcc \
+    Err(
+        "feature `cuda` needs nvcc at build time, and none was found: set NVCC to the nvcc \
          binary, or CUDA_HOME / CUDA_PATH to the toolkit root, or put nvcc on PATH"
-        .to_string())
+            .to_string(),
+    )
 }
 
 fn archs() -> Result<Vec<u32>, String> {
@@ -45,7 +47,9 @@ fn archs() -> Result<Vec<u32>, String> {
             format!("HIPL_CUDA_ARCHS: expected comma-separated numbers like 80,90, got `{part}`")
         })?;
         if arch < 70 {
-            return Err(format!("HIPL_CUDA_ARCHS: sm_{arch} lacks the warp and wmma features used"));
+            return Err(format!(
+                "HIPL_CUDA_ARCHS: sm_{arch} lacks the warp and wmma features used"
+            ));
         }
         out.push(arch);
     }
@@ -85,20 +89,47 @@ pub fn compile_all(out_dir: &Path) -> Result<(), String> {
 
     let mut table = String::from("pub(crate) const MODULES: &[EmbeddedModule] = &[\n");
     for src in &sources {
-        let stem = src.file_stem().and_then(|s| s.to_str()).ok_or("bad kernel file name")?;
+        let stem = src
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or("bad kernel file name")?;
         let src_s = src.to_str().ok_or("non-UTF-8 path")?;
         let mut cubins = String::new();
         for &arch in &archs {
             let out = out_dir.join(format!("{stem}.sm_{arch}.cubin"));
             let out_s = out.to_str().ok_or("non-UTF-8 OUT_DIR")?;
             let gpu = format!("-arch=sm_{arch}");
-            run(&nvcc, &["-cubin", &gpu, "-O3", "-std=c++17", "-Ikernels", "-o", out_s, src_s])?;
+            run(
+                &nvcc,
+                &[
+                    "-cubin",
+                    &gpu,
+                    "-O3",
+                    "-std=c++17",
+                    "-Ikernels",
+                    "-o",
+                    out_s,
+                    src_s,
+                ],
+            )?;
             cubins.push_str(&format!("({arch}, include_bytes!({out_s:?})), "));
         }
         let ptx = out_dir.join(format!("{stem}.ptx"));
         let ptx_s = ptx.to_str().ok_or("non-UTF-8 OUT_DIR")?;
         let virt = format!("-arch=compute_{}", archs[0]);
-        run(&nvcc, &["-ptx", &virt, "-O3", "-std=c++17", "-Ikernels", "-o", ptx_s, src_s])?;
+        run(
+            &nvcc,
+            &[
+                "-ptx",
+                &virt,
+                "-O3",
+                "-std=c++17",
+                "-Ikernels",
+                "-o",
+                ptx_s,
+                src_s,
+            ],
+        )?;
         table.push_str(&format!(
             "    EmbeddedModule {{ name: {stem:?}, cubins: &[{cubins}], ptx: include_str!({ptx_s:?}) }},\n"
         ));

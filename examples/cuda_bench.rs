@@ -18,7 +18,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Median wall time in milliseconds of `f` (synchronised), after two warm-up calls.
-fn time_ms(dev: &Device, reps: usize, mut f: impl FnMut() -> hipl::Result<()>) -> hipl::Result<f64> {
+fn time_ms(
+    dev: &Device,
+    reps: usize,
+    mut f: impl FnMut() -> hipl::Result<()>,
+) -> hipl::Result<f64> {
     for _ in 0..2 {
         f()?;
     }
@@ -35,7 +39,10 @@ fn time_ms(dev: &Device, reps: usize, mut f: impl FnMut() -> hipl::Result<()>) -
 }
 
 fn main() -> hipl::Result<()> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (b, n, d) = match args[..] {
         [b, n, d] => (b, n, d),
         _ => (8, 1369, 1024),
@@ -49,7 +56,9 @@ fn main() -> hipl::Result<()> {
     // CLIP-like features: a strong shared direction plus noise (nearly all cosines > tau).
     let mut rng = StdRng::seed_from_u64(0);
     let dir: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let f: Vec<f32> = (0..b * n * d).map(|e| 2.0 * dir[e % d] + rng.random_range(-1.0f32..1.0)).collect();
+    let f: Vec<f32> = (0..b * n * d)
+        .map(|e| 2.0 * dir[e % d] + rng.random_range(-1.0f32..1.0))
+        .collect();
     let f32_buf = dev.upload(&f)?;
     let fb: Vec<bf16> = f.iter().map(|&x| bf16::from_f32(x)).collect();
     let bf_buf = dev.upload(&fb)?;
@@ -57,25 +66,39 @@ fn main() -> hipl::Result<()> {
     let hatbf = normalize_rows(&dev, &bf_buf, shape, 1e-12)?.fhat;
     let reps = 10;
 
-    let sim_wmma = time_ms(&dev, reps, || threshold_incidence(&dev, &hatbf, shape, -1e-4, GemmUnits::TensorCores).map(|_| ()))?;
-    let sim_simt = time_ms(&dev, reps, || threshold_incidence(&dev, &hat32, shape, -1e-4, GemmUnits::Simt).map(|_| ()))?;
-    let knn = time_ms(&dev, reps, || select_incidence(&dev, &hat32, shape, Selection::Knn { k: 16 }).map(|_| ()))?;
+    let sim_wmma = time_ms(&dev, reps, || {
+        threshold_incidence(&dev, &hatbf, shape, -1e-4, GemmUnits::TensorCores).map(|_| ())
+    })?;
+    let sim_simt = time_ms(&dev, reps, || {
+        threshold_incidence(&dev, &hat32, shape, -1e-4, GemmUnits::Simt).map(|_| ())
+    })?;
+    let knn = time_ms(&dev, reps, || {
+        select_incidence(&dev, &hat32, shape, Selection::Knn { k: 16 }).map(|_| ())
+    })?;
 
     // SpMM on a kNN structure (density k/N): the gather is what is measured.
     let k = 64;
     let mask = select_incidence(&dev, &hat32, shape, Selection::Knn { k })?;
     let csr = to_csr(&dev, &mask, shape)?;
     let nnz = b * n * k;
-    let spmm_ms = time_ms(&dev, reps, || spmm(&dev, &csr, &f32_buf, d, None, None).map(|_| ()))?;
+    let spmm_ms = time_ms(&dev, reps, || {
+        spmm(&dev, &csr, &f32_buf, d, None, None).map(|_| ())
+    })?;
     // Bytes: each nonzero gathers one D-row; each output row is written once; row_ptr/col_idx.
     let spmm_bytes = (nnz * d * 4 + b * n * d * 4 + nnz * 4 + b * (n + 1) * 4) as f64;
 
     // Hypergraph convolution forward + backward (dX, dΘ) with the structure rebuilt each time,
     // paper rule, hard incidence, Θ: D × D.
     let cfg = HypergraphConfig::paper();
-    let theta: Vec<f32> = (0..d * d).map(|_| rng.random_range(-0.05f32..0.05)).collect();
+    let theta: Vec<f32> = (0..d * d)
+        .map(|_| rng.random_range(-0.05f32..0.05))
+        .collect();
     let theta = dev.upload(&theta)?;
-    let dy = dev.upload(&(0..b * n * d).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>())?;
+    let dy = dev.upload(
+        &(0..b * n * d)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>(),
+    )?;
     let conv_ms = time_ms(&dev, reps, || {
         let hg = build_on_device(&dev, &f32_buf, shape, &cfg, GemmUnits::Simt)?;
         let _y = conv_device(&hg, &f32_buf, d, &theta, d, None)?;

@@ -47,12 +47,34 @@ fn normalize_rows_half_types_round_once() {
     let shape = Shape::new(b, n, d).unwrap();
     let fb: Vec<bf16> = f.iter().map(|&x| bf16::from_f32(x)).collect();
     let fh: Vec<f16> = f.iter().map(|&x| f16::from_f32(x)).collect();
-    let hb = dev.download(&normalize_rows(&dev, &dev.upload(&fb).unwrap(), shape, EPS).unwrap().fhat).unwrap();
-    let hh = dev.download(&normalize_rows(&dev, &dev.upload(&fh).unwrap(), shape, EPS).unwrap().fhat).unwrap();
+    let hb = dev
+        .download(
+            &normalize_rows(&dev, &dev.upload(&fb).unwrap(), shape, EPS)
+                .unwrap()
+                .fhat,
+        )
+        .unwrap();
+    let hh = dev
+        .download(
+            &normalize_rows(&dev, &dev.upload(&fh).unwrap(), shape, EPS)
+                .unwrap()
+                .fhat,
+        )
+        .unwrap();
     let (rb, _) = reference_normalize(&fb.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), d);
     let (rh, _) = reference_normalize(&fh.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), d);
-    assert_close(&hb.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), &rb, 8e-3, "bf16 fhat");
-    assert_close(&hh.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), &rh, 1e-3, "f16 fhat");
+    assert_close(
+        &hb.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
+        &rb,
+        8e-3,
+        "bf16 fhat",
+    );
+    assert_close(
+        &hh.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
+        &rh,
+        1e-3,
+        "f16 fhat",
+    );
 }
 
 #[test]
@@ -60,9 +82,14 @@ fn non_finite_feature_is_an_error_naming_the_row() {
     let dev = device();
     let mut f = vec![1.0f32; 2 * 3 * 4];
     f[(3 + 2) * 4 + 1] = f32::NAN; // image 1, vertex 2
-    let err = normalize_rows(&dev, &dev.upload(&f).unwrap(), Shape::new(2, 3, 4).unwrap(), EPS)
-        .err()
-        .expect("NaN must be rejected");
+    let err = normalize_rows(
+        &dev,
+        &dev.upload(&f).unwrap(),
+        Shape::new(2, 3, 4).unwrap(),
+        EPS,
+    )
+    .err()
+    .expect("NaN must be rejected");
     match err {
         Error::NonFinite { arg, index, .. } => {
             assert_eq!(arg, "features");
@@ -95,7 +122,15 @@ fn normalize_backward_matches_the_cpu() {
 
 /// Runs normalisation + threshold incidence and checks every bit whose cosine is farther
 /// than `margin` from tau, the diagonal, the padding and the degree counts.
-fn check_threshold<T: Float>(dev: &Device, f: &[T], f32s: &[f32], shape: Shape, tau: f32, units: GemmUnits, margin: f64) {
+fn check_threshold<T: Float>(
+    dev: &Device,
+    f: &[T],
+    f32s: &[f32],
+    shape: Shape,
+    tau: f32,
+    units: GemmUnits,
+    margin: f64,
+) {
     let (b, n, d) = (shape.b, shape.n, shape.d);
     let norm = normalize_rows(dev, &dev.upload(f).unwrap(), shape, EPS).unwrap();
     let inc = threshold_incidence(dev, &norm.fhat, shape, tau, units).unwrap();
@@ -107,28 +142,59 @@ fn check_threshold<T: Float>(dev: &Device, f: &[T], f32s: &[f32], shape: Shape, 
         let s = cosine(&f32s[img * n * d..(img + 1) * n * d], n, d, EPS as f64);
         for i in 0..n {
             let row_count = (0..n).filter(|&j| bit(&mask, img, n, i, j)).count();
-            assert_eq!(deg[img * n + i] as usize, row_count, "degree of vertex {i}, image {img}");
+            assert_eq!(
+                deg[img * n + i] as usize,
+                row_count,
+                "degree of vertex {i}, image {img}"
+            );
             for j in 0..n {
                 let got = bit(&mask, img, n, i, j);
-                assert_eq!(got, bit(&mask, img, n, j, i), "H not symmetric at ({i}, {j})");
+                assert_eq!(
+                    got,
+                    bit(&mask, img, n, j, i),
+                    "H not symmetric at ({i}, {j})"
+                );
                 if i == j {
                     assert!(got, "centre ({i}, {i}) missing");
                 } else if (s[i * n + j] - tau as f64).abs() > margin {
-                    assert_eq!(got, s[i * n + j] > tau as f64, "bit ({i}, {j}) image {img}, S = {}", s[i * n + j]);
+                    assert_eq!(
+                        got,
+                        s[i * n + j] > tau as f64,
+                        "bit ({i}, {j}) image {img}, S = {}",
+                        s[i * n + j]
+                    );
                     checked += 1;
                 }
             }
         }
     }
-    assert!(n < 2 || checked > 0, "no bit was far enough from tau to check");
+    assert!(
+        n < 2 || checked > 0,
+        "no bit was far enough from tau to check"
+    );
 }
 
 #[test]
 fn threshold_incidence_simt_matches_reference_on_awkward_sizes() {
     let dev = device();
-    for &(b, n, d, tau) in &[(1, 1, 3, -1e-4), (1, 2, 1, -1e-4), (2, 3, 3, 0.2), (1, 33, 3, 0.1), (2, 65, 5, 0.3), (1, 130, 17, 0.0)] {
+    for &(b, n, d, tau) in &[
+        (1, 1, 3, -1e-4),
+        (1, 2, 1, -1e-4),
+        (2, 3, 3, 0.2),
+        (1, 33, 3, 0.1),
+        (2, 65, 5, 0.3),
+        (1, 130, 17, 0.0),
+    ] {
         let f = features(&mut rng(n as u64), b, n, d, 0.7);
-        check_threshold(&dev, &f, &f, Shape::new(b, n, d).unwrap(), tau, GemmUnits::Simt, 1e-5);
+        check_threshold(
+            &dev,
+            &f,
+            &f,
+            Shape::new(b, n, d).unwrap(),
+            tau,
+            GemmUnits::Simt,
+            1e-5,
+        );
     }
 }
 
@@ -137,7 +203,15 @@ fn threshold_incidence_simt_large_n() {
     let dev = device();
     let (b, n, d) = (1, 1000, 3);
     let f = features(&mut rng(7), b, n, d, 0.3);
-    check_threshold(&dev, &f, &f, Shape::new(b, n, d).unwrap(), 0.25, GemmUnits::Simt, 1e-5);
+    check_threshold(
+        &dev,
+        &f,
+        &f,
+        Shape::new(b, n, d).unwrap(),
+        0.25,
+        GemmUnits::Simt,
+        1e-5,
+    );
 }
 
 #[test]
@@ -171,7 +245,14 @@ fn tensor_cores_reject_f32_features() {
 /// Reference selection for hyperedge j: centre, then the k − 1 best others (ties to the lower
 /// index), among those above tau when `tau` is given. None when the choice is numerically
 /// ambiguous (a cosine within `margin` of the cut or of tau).
-fn reference_selection(s: &[f64], n: usize, j: usize, k: usize, tau: Option<f64>, margin: f64) -> Option<Vec<usize>> {
+fn reference_selection(
+    s: &[f64],
+    n: usize,
+    j: usize,
+    k: usize,
+    tau: Option<f64>,
+    margin: f64,
+) -> Option<Vec<usize>> {
     let mut others: Vec<usize> = (0..n).filter(|&i| i != j).collect();
     if let Some(t) = tau {
         if others.iter().any(|&i| (s[j * n + i] - t).abs() <= margin) {
@@ -179,9 +260,17 @@ fn reference_selection(s: &[f64], n: usize, j: usize, k: usize, tau: Option<f64>
         }
         others.retain(|&i| s[j * n + i] > t);
     }
-    others.sort_by(|&a, &b| s[j * n + b].partial_cmp(&s[j * n + a]).unwrap().then(a.cmp(&b)));
+    others.sort_by(|&a, &b| {
+        s[j * n + b]
+            .partial_cmp(&s[j * n + a])
+            .unwrap()
+            .then(a.cmp(&b))
+    });
     let keep = (k - 1).min(others.len());
-    if keep < others.len() && keep > 0 && s[j * n + others[keep - 1]] - s[j * n + others[keep]] <= margin {
+    if keep < others.len()
+        && keep > 0
+        && s[j * n + others[keep - 1]] - s[j * n + others[keep]] <= margin
+    {
         return None;
     }
     let mut sel: Vec<usize> = others[..keep].to_vec();
@@ -193,7 +282,9 @@ fn reference_selection(s: &[f64], n: usize, j: usize, k: usize, tau: Option<f64>
 fn check_selection(dev: &Device, f: &[f32], shape: Shape, rule: Selection) {
     let (b, n, d) = (shape.b, shape.n, shape.d);
     let norm = normalize_rows(dev, &dev.upload(f).unwrap(), shape, EPS).unwrap();
-    let mask = dev.download(&select_incidence(dev, &norm.fhat, shape, rule).unwrap()).unwrap();
+    let mask = dev
+        .download(&select_incidence(dev, &norm.fhat, shape, rule).unwrap())
+        .unwrap();
     assert_padding_clear(&mask, b, n);
     let (k, tau) = match rule {
         Selection::TopK { k, tau } => (k, Some(tau as f64)),
@@ -211,13 +302,22 @@ fn check_selection(dev: &Device, f: &[f32], shape: Shape, rule: Selection) {
             }
         }
     }
-    assert!(checked * 2 >= b * n, "too few unambiguous hyperedges ({checked})");
+    assert!(
+        checked * 2 >= b * n,
+        "too few unambiguous hyperedges ({checked})"
+    );
 }
 
 #[test]
 fn knn_selection_matches_reference() {
     let dev = device();
-    for &(b, n, d, k) in &[(1, 1, 3, 1), (1, 2, 1, 2), (2, 3, 3, 2), (1, 33, 3, 5), (1, 130, 8, 9)] {
+    for &(b, n, d, k) in &[
+        (1, 1, 3, 1),
+        (1, 2, 1, 2),
+        (2, 3, 3, 2),
+        (1, 33, 3, 5),
+        (1, 130, 8, 9),
+    ] {
         let f = features(&mut rng(20 + n as u64), b, n, d, 0.2);
         check_selection(&dev, &f, Shape::new(b, n, d).unwrap(), Selection::Knn { k });
     }
@@ -226,9 +326,19 @@ fn knn_selection_matches_reference() {
 #[test]
 fn top_k_cap_matches_reference() {
     let dev = device();
-    for &(b, n, d, k, tau) in &[(1, 3, 3, 3, 0.0), (2, 33, 4, 4, 0.3), (1, 100, 6, 64, 0.2), (1, 70, 5, 1, 0.0)] {
+    for &(b, n, d, k, tau) in &[
+        (1, 3, 3, 3, 0.0),
+        (2, 33, 4, 4, 0.3),
+        (1, 100, 6, 64, 0.2),
+        (1, 70, 5, 1, 0.0),
+    ] {
         let f = features(&mut rng(40 + n as u64), b, n, d, 0.5);
-        check_selection(&dev, &f, Shape::new(b, n, d).unwrap(), Selection::TopK { k, tau });
+        check_selection(
+            &dev,
+            &f,
+            Shape::new(b, n, d).unwrap(),
+            Selection::TopK { k, tau },
+        );
     }
 }
 
@@ -237,10 +347,14 @@ fn selection_ties_go_to_the_lower_index() {
     let dev = device();
     // Vertices 1, 2 and 3 are identical, so hyperedge 0 sees them at exactly equal cosine.
     let (n, d) = (5, 3);
-    let f = vec![1.0, 0.2, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, -1.0, 0.5, 0.0f32];
+    let f = vec![
+        1.0, 0.2, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, -1.0, 0.5, 0.0f32,
+    ];
     let shape = Shape::new(1, n, d).unwrap();
     let norm = normalize_rows(&dev, &dev.upload(&f).unwrap(), shape, EPS).unwrap();
-    let mask = dev.download(&select_incidence(&dev, &norm.fhat, shape, Selection::Knn { k: 3 }).unwrap()).unwrap();
+    let mask = dev
+        .download(&select_incidence(&dev, &norm.fhat, shape, Selection::Knn { k: 3 }).unwrap())
+        .unwrap();
     let members: Vec<usize> = (0..n).filter(|&i| bit(&mask, 0, n, i, 0)).collect();
     assert_eq!(members, vec![0, 1, 2]);
 }

@@ -8,9 +8,12 @@ use cuda_common::{assert_close, cosine, device, features, rng};
 use hipl::cpu::normalize::row_normalize;
 use hipl::cuda::ops::norm::normalize_rows;
 use hipl::cuda::ops::Shape;
-use hipl::cuda::{build_hypergraph as build_on, conv as conv_on, conv_backward as conv_backward_on};
+use hipl::cuda::{
+    build_hypergraph as build_on, conv as conv_on, conv_backward as conv_backward_on,
+};
 use hipl::{
-    build_hypergraph, conv, conv_backward, conv_forward, HypergraphConfig, IncidenceMode, Normalization, Rule,
+    build_hypergraph, conv, conv_backward, conv_forward, HypergraphConfig, IncidenceMode,
+    Normalization, Rule,
 };
 use ndarray::{Array2, Array3};
 use rand::Rng;
@@ -33,7 +36,13 @@ fn normalisation_matches_the_cpu() {
     let dev = device();
     for &(b, n, d) in &[(1, 1, 1), (2, 3, 3), (1, 33, 1), (2, 65, 70)] {
         let f = features(&mut rng(9), b, n, d, 0.3);
-        let got = normalize_rows(&dev, &dev.upload(&f).unwrap(), Shape::new(b, n, d).unwrap(), 1e-12).unwrap();
+        let got = normalize_rows(
+            &dev,
+            &dev.upload(&f).unwrap(),
+            Shape::new(b, n, d).unwrap(),
+            1e-12,
+        )
+        .unwrap();
         let mut hat = vec![0.0f32; f.len()];
         let mut norms = vec![0.0f32; b * n];
         row_normalize(&f, d, 1e-12, &mut hat, &mut norms);
@@ -45,10 +54,25 @@ fn normalisation_matches_the_cpu() {
 fn configs(n: usize) -> Vec<HypergraphConfig> {
     let mut out = Vec::new();
     let (top_k, k) = ((n / 2).clamp(1, 9), (n / 3).clamp(1, 5));
-    for rule in [Rule::Threshold { top_k: None }, Rule::Threshold { top_k: Some(top_k) }, Rule::Knn { k }] {
-        for mode in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough] {
+    for rule in [
+        Rule::Threshold { top_k: None },
+        Rule::Threshold { top_k: Some(top_k) },
+        Rule::Knn { k },
+    ] {
+        for mode in [
+            IncidenceMode::Hard,
+            IncidenceMode::Soft,
+            IncidenceMode::StraightThrough,
+        ] {
             for norm in [Normalization::Symmetric, Normalization::RandomWalk] {
-                out.push(HypergraphConfig { rule, mode, norm, alpha: 4.0, tau: 0.15, ..HypergraphConfig::default() });
+                out.push(HypergraphConfig {
+                    rule,
+                    mode,
+                    norm,
+                    alpha: 4.0,
+                    tau: 0.15,
+                    ..HypergraphConfig::default()
+                });
             }
         }
     }
@@ -78,17 +102,30 @@ fn compare_structure(cfg: &HypergraphConfig, f: &Array3<f32>) {
                 let clear = (s[i * n + e] - cfg.tau).abs() >= 1e-5;
                 if cfg.mode == IncidenceMode::Soft {
                     if !selective || !(near_tau || near_cut) {
-                        assert!((hg[at] - hw[at]).abs() < 1e-5, "{cfg:?}: I[{img},{i},{e}] {} vs {}", hg[at], hw[at]);
+                        assert!(
+                            (hg[at] - hw[at]).abs() < 1e-5,
+                            "{cfg:?}: I[{img},{i},{e}] {} vs {}",
+                            hg[at],
+                            hw[at]
+                        );
                     }
                 } else if (!selective && clear) || (selective && !near_tau && !near_cut) {
-                    assert_eq!(hg[at], hw[at], "{cfg:?}: H[{img},{i},{e}], S = {}", s[i * n + e]);
+                    assert_eq!(
+                        hg[at],
+                        hw[at],
+                        "{cfg:?}: H[{img},{i},{e}], S = {}",
+                        s[i * n + e]
+                    );
                 }
             }
         }
         for e in 0..n {
             let (gd, wd) = (got.image(img).d_e[e], want.image(img).d_e[e]);
             if cfg.mode == IncidenceMode::Soft {
-                assert!((gd - wd).abs() < 1e-4 * (1.0 + wd.abs()), "{cfg:?}: d_e[{e}] {gd} vs {wd}");
+                assert!(
+                    (gd - wd).abs() < 1e-4 * (1.0 + wd.abs()),
+                    "{cfg:?}: d_e[{e}] {gd} vs {wd}"
+                );
             }
         }
     }
@@ -108,7 +145,13 @@ fn hypergraph_structure_matches_the_cpu_for_every_rule_and_mode() {
 fn paper_rule_structure_matches_the_cpu_at_n_1000() {
     let (b, n, d) = (1, 1000, 3);
     let f = array(b, n, d, features(&mut rng(77), b, n, d, 0.4));
-    compare_structure(&HypergraphConfig { tau: 0.2, ..HypergraphConfig::paper() }, &f);
+    compare_structure(
+        &HypergraphConfig {
+            tau: 0.2,
+            ..HypergraphConfig::paper()
+        },
+        &f,
+    );
 }
 
 /// Convolution: the device's output against the CPU's on the same structure (the device
@@ -116,7 +159,13 @@ fn paper_rule_structure_matches_the_cpu_at_n_1000() {
 #[test]
 fn convolution_matches_the_cpu_on_the_same_structure() {
     let dev = device();
-    for &(b, n, d, c) in &[(1, 2, 1, 1), (2, 3, 3, 2), (1, 33, 3, 4), (2, 65, 5, 3), (1, 100, 40, 7)] {
+    for &(b, n, d, c) in &[
+        (1, 2, 1, 1),
+        (2, 3, 3, 2),
+        (1, 33, 3, 4),
+        (2, 65, 5, 3),
+        (1, 100, 40, 7),
+    ] {
         let f = array(b, n, d, features(&mut rng(n as u64 + 300), b, n, d, 0.6));
         let theta = random2(d, c, 1, -1.0, 1.0);
         let w = random2(b, n, 2, 0.2, 2.0);
@@ -126,15 +175,40 @@ fn convolution_matches_the_cpu_on_the_same_structure() {
             for weights in [None, Some(w.view())] {
                 let got = conv_on(&hg, f.view(), theta.view(), weights).unwrap();
                 let want = conv(&host, f.view(), theta.view(), weights).unwrap();
-                assert_close(&got.iter().copied().collect::<Vec<_>>(), &flat(&want), 2e-5, &format!("{cfg:?} Y"));
+                assert_close(
+                    &got.iter().copied().collect::<Vec<_>>(),
+                    &flat(&want),
+                    2e-5,
+                    &format!("{cfg:?} Y"),
+                );
             }
             let dy = array(b, n, c, features(&mut rng(5), b, n, c, 0.0));
-            let g = conv_backward_on(&hg, f.view(), theta.view(), Some(w.view()), dy.view()).unwrap();
+            let g =
+                conv_backward_on(&hg, f.view(), theta.view(), Some(w.view()), dy.view()).unwrap();
             let (_, ctx) = conv_forward(&host, f.view(), theta.view(), Some(w.view())).unwrap();
-            let cg = conv_backward(&host, &ctx, f.view(), theta.view(), Some(w.view()), dy.view(), false).unwrap();
-            assert_close(&g.dx.iter().copied().collect::<Vec<_>>(), &flat(&cg.dx), 2e-5, &format!("{cfg:?} dX"));
+            let cg = conv_backward(
+                &host,
+                &ctx,
+                f.view(),
+                theta.view(),
+                Some(w.view()),
+                dy.view(),
+                false,
+            )
+            .unwrap();
+            assert_close(
+                &g.dx.iter().copied().collect::<Vec<_>>(),
+                &flat(&cg.dx),
+                2e-5,
+                &format!("{cfg:?} dX"),
+            );
             let dt: Vec<f64> = cg.dtheta.iter().map(|&v| v as f64).collect();
-            assert_close(&g.dtheta.iter().copied().collect::<Vec<_>>(), &dt, 1e-4, &format!("{cfg:?} dTheta"));
+            assert_close(
+                &g.dtheta.iter().copied().collect::<Vec<_>>(),
+                &dt,
+                1e-4,
+                &format!("{cfg:?} dTheta"),
+            );
         }
     }
 }
@@ -144,17 +218,72 @@ fn bad_input_is_an_error_not_a_panic() {
     let dev = device();
     let cfg = HypergraphConfig::paper();
     let mut f = array(1, 4, 3, features(&mut rng(1), 1, 4, 3, 0.0));
-    assert!(build_on(&dev, f.slice(ndarray::s![.., ..1, ..]), &cfg).is_err(), "N < 2");
+    assert!(
+        build_on(&dev, f.slice(ndarray::s![.., ..1, ..]), &cfg).is_err(),
+        "N < 2"
+    );
     f[[0, 2, 1]] = f32::INFINITY;
-    assert!(matches!(build_on(&dev, f.view(), &cfg), Err(hipl::Error::NonFinite { .. })));
+    assert!(matches!(
+        build_on(&dev, f.view(), &cfg),
+        Err(hipl::Error::NonFinite { .. })
+    ));
     f[[0, 2, 1]] = 0.0;
     f.slice_mut(ndarray::s![0, 1, ..]).fill(0.0);
-    assert!(matches!(build_on(&dev, f.view(), &cfg), Err(hipl::Error::InvalidArgument { .. })), "zero row");
+    assert!(
+        matches!(
+            build_on(&dev, f.view(), &cfg),
+            Err(hipl::Error::InvalidArgument { .. })
+        ),
+        "zero row"
+    );
     let ok = array(1, 4, 3, features(&mut rng(2), 1, 4, 3, 0.0));
-    assert!(build_on(&dev, ok.view(), &HypergraphConfig::knn(5)).is_err(), "k > N");
-    assert!(build_on(&dev, ok.view(), &HypergraphConfig { alpha: 0.0, ..cfg }).is_err(), "alpha <= 0");
-    assert!(build_on(&dev, ok.view(), &HypergraphConfig::eps_ball(1.0)).is_err(), "eps-ball unsupported");
+    assert!(
+        build_on(&dev, ok.view(), &HypergraphConfig::knn(5)).is_err(),
+        "k > N"
+    );
+    assert!(
+        build_on(&dev, ok.view(), &HypergraphConfig { alpha: 0.0, ..cfg }).is_err(),
+        "alpha <= 0"
+    );
+    assert!(
+        build_on(&dev, ok.view(), &HypergraphConfig::eps_ball(1.0)).is_err(),
+        "eps-ball unsupported"
+    );
     let hg = build_on(&dev, ok.view(), &cfg).unwrap();
     let theta = Array2::<f32>::zeros((2, 2));
-    assert!(matches!(conv_on(&hg, ok.view(), theta.view(), None), Err(hipl::Error::Shape { .. })), "theta rows");
+    assert!(
+        matches!(
+            conv_on(&hg, ok.view(), theta.view(), None),
+            Err(hipl::Error::Shape { .. })
+        ),
+        "theta rows"
+    );
+}
+
+#[test]
+fn backend_switch_changes_the_device_not_the_code() {
+    let f = array(2, 33, 4, features(&mut rng(12), 2, 33, 4, 0.6));
+    let theta = random2(4, 3, 13, -1.0, 1.0);
+    let cfg = HypergraphConfig::knn(5);
+    let mut outs = Vec::new();
+    for backend in [
+        hipl::cuda::Backend::Cpu,
+        hipl::cuda::Backend::Cuda(device()),
+    ] {
+        let g = backend.build_hypergraph(f.view(), &cfg).unwrap();
+        outs.push(backend.conv(&g, f.view(), theta.view(), None).unwrap());
+    }
+    assert_close(
+        &outs[1].iter().copied().collect::<Vec<_>>(),
+        &flat(&outs[0]),
+        2e-5,
+        "Y",
+    );
+    // Without feature `cuda` (or without a GPU) detection falls back to the CPU.
+    if !cfg!(feature = "cuda") {
+        assert!(matches!(
+            hipl::cuda::Backend::detect(),
+            hipl::cuda::Backend::Cpu
+        ));
+    }
 }

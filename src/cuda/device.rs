@@ -91,18 +91,25 @@ pub(crate) const MAX_DYN_SMEM: u32 = 160 * 1024;
 impl LaunchCfg {
     /// A 1-D block of `threads` over a grid, checked against the hardware limits.
     pub fn new(op: &str, grid: (u64, u64, u64), threads: u32, smem: u32) -> Result<Self> {
-        let bad = |what: &str| Error::Device { op: op.into(), msg: what.into() };
+        let bad = |what: &str| Error::Device {
+            op: op.into(),
+            msg: what.into(),
+        };
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return Err(bad("empty launch grid"));
         }
         if grid.0 > i32::MAX as u64 || grid.1 > 65_535 || grid.2 > 65_535 {
-            return Err(bad(&format!("grid {grid:?} exceeds (2^31-1, 65535, 65535)")));
+            return Err(bad(&format!(
+                "grid {grid:?} exceeds (2^31-1, 65535, 65535)"
+            )));
         }
         if threads == 0 || threads > 1024 {
             return Err(bad(&format!("block of {threads} threads")));
         }
         if smem > MAX_DYN_SMEM {
-            return Err(bad(&format!("{smem} bytes of dynamic shared memory > {MAX_DYN_SMEM}")));
+            return Err(bad(&format!(
+                "{smem} bytes of dynamic shared memory > {MAX_DYN_SMEM}"
+            )));
         }
         Ok(LaunchCfg {
             grid: (grid.0 as u32, grid.1 as u32, grid.2 as u32),
@@ -181,7 +188,9 @@ impl Device {
     #[cfg(feature = "cuda")]
     pub fn cuda(ordinal: usize) -> Result<Device> {
         let backend = super::driver::CudaBackend::new(ordinal)?;
-        Ok(Device { inner: Inner::Cuda(Arc::new(backend)) })
+        Ok(Device {
+            inner: Inner::Cuda(Arc::new(backend)),
+        })
     }
 
     /// The first CUDA GPU, or `None` — with one log line saying why — when this build lacks
@@ -226,7 +235,11 @@ impl Device {
             #[cfg(feature = "cuda")]
             Inner::Cuda(c) => RawBuffer::Cuda(c.upload(as_bytes(host))?),
         };
-        Ok(DeviceBuffer { raw, len: host.len(), _t: PhantomData })
+        Ok(DeviceBuffer {
+            raw,
+            len: host.len(),
+            _t: PhantomData,
+        })
     }
 
     /// A new buffer of `len` zero elements.
@@ -237,7 +250,11 @@ impl Device {
             #[cfg(feature = "cuda")]
             Inner::Cuda(c) => RawBuffer::Cuda(c.zeros(bytes)?),
         };
-        Ok(DeviceBuffer { raw, len, _t: PhantomData })
+        Ok(DeviceBuffer {
+            raw,
+            len,
+            _t: PhantomData,
+        })
     }
 
     /// Copies a buffer back to the host (waits for the work queued before).
@@ -262,7 +279,10 @@ impl Device {
     }
 
     fn foreign(&self, op: &str) -> Error {
-        Error::Device { op: op.into(), msg: format!("buffer belongs to another device than {}", self.name()) }
+        Error::Device {
+            op: op.into(),
+            msg: format!("buffer belongs to another device than {}", self.name()),
+        }
     }
 
     /// Waits until all queued work on this device is done (a no-op in the emulator, which
@@ -276,7 +296,12 @@ impl Device {
     }
 
     /// Launches `kernel` (its `op_dtype` name) with `args` in parameter order.
-    pub(crate) fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Result<()> {
+    pub(crate) fn launch(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        args: &mut [KArg<'_>],
+    ) -> Result<()> {
         tracing::debug!(kernel, grid = ?cfg.grid, block = ?cfg.block, smem = cfg.smem, "launch");
         match &self.inner {
             Inner::Emu => super::emu::launch(kernel, cfg, args),

@@ -24,7 +24,10 @@ pub(crate) struct EmbeddedModule {
 include!(concat!(env!("OUT_DIR"), "/cuda_modules.rs"));
 
 fn dev_err(op: &str, e: impl std::fmt::Debug) -> Error {
-    Error::Device { op: op.into(), msg: format!("{e:?}") }
+    Error::Device {
+        op: op.into(),
+        msg: format!("{e:?}"),
+    }
 }
 
 /// Runs `f`, turning a panic into `None` without printing it. cudarc's dynamic loading
@@ -61,13 +64,23 @@ impl CudaBackend {
     }
 
     pub fn new(ordinal: usize) -> Result<Self> {
-        Self::probe().map_err(|msg| Error::Device { op: "cuda init".into(), msg })?;
+        Self::probe().map_err(|msg| Error::Device {
+            op: "cuda init".into(),
+            msg,
+        })?;
         let ctx = CudaContext::new(ordinal).map_err(|e| dev_err("cuda init", e))?;
-        let (major, minor) = ctx.compute_capability().map_err(|e| dev_err("cuda init", e))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| dev_err("cuda init", e))?;
         let arch = (major * 10 + minor) as u32;
         let stream = ctx.default_stream();
         let blas = quietly(|| CudaBlas::new(stream.clone()))
-            .ok_or_else(|| dev_err("cublas init", "libcublas could not be loaded (LD_LIBRARY_PATH?)"))?
+            .ok_or_else(|| {
+                dev_err(
+                    "cublas init",
+                    "libcublas could not be loaded (LD_LIBRARY_PATH?)",
+                )
+            })?
             .map_err(|e| dev_err("cublas init", e))?;
 
         let mut modules = Vec::new();
@@ -90,9 +103,19 @@ impl CudaBackend {
             };
             modules.push(ctx.load_module(image).map_err(|e| dev_err(m.name, e))?);
         }
-        let name = format!("{} (sm_{arch})", ctx.name().unwrap_or_else(|_| "CUDA device".into()));
+        let name = format!(
+            "{} (sm_{arch})",
+            ctx.name().unwrap_or_else(|_| "CUDA device".into())
+        );
         tracing::info!(device = %name, "CUDA kernels loaded");
-        Ok(CudaBackend { ctx, stream, blas, modules, functions: Mutex::new(HashMap::new()), name })
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            blas,
+            modules,
+            functions: Mutex::new(HashMap::new()),
+            name,
+        })
     }
 
     pub fn name(&self) -> String {
@@ -103,12 +126,16 @@ impl CudaBackend {
         if bytes.is_empty() {
             return self.zeros(0);
         }
-        self.stream.clone_htod(bytes).map_err(|e| dev_err("upload", e))
+        self.stream
+            .clone_htod(bytes)
+            .map_err(|e| dev_err("upload", e))
     }
 
     pub fn zeros(&self, bytes: usize) -> Result<CudaSlice<u8>> {
         // Zero-length device allocations are not allowed; keep one byte.
-        self.stream.alloc_zeros::<u8>(bytes.max(1)).map_err(|e| dev_err("alloc", e))
+        self.stream
+            .alloc_zeros::<u8>(bytes.max(1))
+            .map_err(|e| dev_err("alloc", e))
     }
 
     pub fn download(&self, src: &CudaSlice<u8>, dst: &mut [u8]) -> Result<()> {
@@ -116,16 +143,25 @@ impl CudaBackend {
             return Ok(());
         }
         let view = src.slice(0..dst.len());
-        self.stream.memcpy_dtoh(&view, dst).map_err(|e| dev_err("download", e))?;
-        self.stream.synchronize().map_err(|e| dev_err("download", e))
+        self.stream
+            .memcpy_dtoh(&view, dst)
+            .map_err(|e| dev_err("download", e))?;
+        self.stream
+            .synchronize()
+            .map_err(|e| dev_err("download", e))
     }
 
     pub fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| dev_err("synchronize", e))
+        self.stream
+            .synchronize()
+            .map_err(|e| dev_err("synchronize", e))
     }
 
     fn function(&self, kernel: &str) -> Result<CudaFunction> {
-        let mut cache = self.functions.lock().map_err(|_| dev_err(kernel, "poisoned lock"))?;
+        let mut cache = self
+            .functions
+            .lock()
+            .map_err(|_| dev_err(kernel, "poisoned lock"))?;
         if let Some(f) = cache.get(kernel) {
             return Ok(f.clone());
         }
@@ -175,7 +211,11 @@ impl CudaBackend {
                 _ => return Err(dev_err(kernel, "an emulator buffer was passed to the GPU")),
             }
         }
-        let lc = LaunchConfig { grid_dim: cfg.grid, block_dim: cfg.block, shared_mem_bytes: cfg.smem };
+        let lc = LaunchConfig {
+            grid_dim: cfg.grid,
+            block_dim: cfg.block,
+            shared_mem_bytes: cfg.smem,
+        };
         // SAFETY: the argument list matches the kernel's parameters in order and type (the
         // ops module builds it next to the kernel's signature, and the emulator checks the
         // same lists kind by kind); every buffer's length was checked against the shape the
@@ -194,7 +234,13 @@ impl CudaBackend {
         let (m, n, k) = (spec.m, spec.n, spec.k);
         let int = |v: usize| i32::try_from(v).map_err(|_| dev_err("gemm", "dimension over i32"));
         // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
-        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let op = |t: bool| {
+            if t {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
         let cfg = StridedBatchedConfig {
             gemm: GemmConfig {
                 transa: op(spec.trans_b),
@@ -216,10 +262,16 @@ impl CudaBackend {
         // SAFETY: the byte slices hold at least batch·(m·k, k·n, m·n) f32 (checked by
         // Device::gemm_f32), so the transmuted views cover every element cuBLAS touches.
         unsafe {
-            let av = a.transmute::<f32>(a.len() / 4).ok_or_else(|| dev_err("gemm", "a"))?;
-            let bv = b.transmute::<f32>(b.len() / 4).ok_or_else(|| dev_err("gemm", "b"))?;
+            let av = a
+                .transmute::<f32>(a.len() / 4)
+                .ok_or_else(|| dev_err("gemm", "a"))?;
+            let bv = b
+                .transmute::<f32>(b.len() / 4)
+                .ok_or_else(|| dev_err("gemm", "b"))?;
             let clen = c.len() / 4;
-            let mut cv = c.transmute_mut::<f32>(clen).ok_or_else(|| dev_err("gemm", "c"))?;
+            let mut cv = c
+                .transmute_mut::<f32>(clen)
+                .ok_or_else(|| dev_err("gemm", "c"))?;
             self.blas.gemm_strided_batched(cfg, &bv, &av, &mut cv)
         }
         .map_err(|e| dev_err("gemm", e))?;

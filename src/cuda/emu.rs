@@ -85,7 +85,10 @@ impl Drop for EmuAlloc {
 
 /// Runs one launch in the emulator; a failed check comes back as [`Error::Device`].
 pub(crate) fn launch(kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Result<()> {
-    let fail = |msg: String| Error::Device { op: kernel.into(), msg };
+    let fail = |msg: String| Error::Device {
+        op: kernel.into(),
+        msg,
+    };
     let mut slots: Vec<u64> = Vec::with_capacity(args.len());
     let mut kinds: Vec<u8> = Vec::with_capacity(args.len() + 1);
     for a in args.iter_mut() {
@@ -104,8 +107,10 @@ pub(crate) fn launch(kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Re
     }
     kinds.push(0);
     // Little-endian: a u32/f32 argument is the low 4 bytes of its slot, as the kernel reads it.
-    let mut ptrs: Vec<*mut c_void> =
-        slots.iter_mut().map(|s| (s as *mut u64).cast::<c_void>()).collect();
+    let mut ptrs: Vec<*mut c_void> = slots
+        .iter_mut()
+        .map(|s| (s as *mut u64).cast::<c_void>())
+        .collect();
     let name = CString::new(kernel).map_err(|_| fail("kernel name with a NUL byte".into()))?;
     let grid = [cfg.grid.0, cfg.grid.1, cfg.grid.2];
     let block = [cfg.block.0, cfg.block.1, cfg.block.2];
@@ -129,7 +134,9 @@ pub(crate) fn launch(kernel: &str, cfg: &LaunchCfg, args: &mut [KArg<'_>]) -> Re
         return Ok(());
     }
     // SAFETY: the emulator NUL-terminates the message within `err`.
-    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     Err(fail(msg))
 }
 
@@ -144,8 +151,16 @@ pub(crate) fn gemm_f32(spec: &GemmSpec, a: &EmuAlloc, b: &EmuAlloc, c: &mut EmuA
             for j in 0..n {
                 let mut s = 0.0f32;
                 for p in 0..k {
-                    let x = if spec.trans_a { ab[p * m + i] } else { ab[i * k + p] };
-                    let y = if spec.trans_b { bb[j * k + p] } else { bb[p * n + j] };
+                    let x = if spec.trans_a {
+                        ab[p * m + i]
+                    } else {
+                        ab[i * k + p]
+                    };
+                    let y = if spec.trans_b {
+                        bb[j * k + p]
+                    } else {
+                        bb[p * n + j]
+                    };
                     s += x * y;
                 }
                 cb[i * n + j] = s;
@@ -164,7 +179,12 @@ pub fn launch_raw(
     smem: u32,
     args: &mut [RawArg<'_>],
 ) -> Result<()> {
-    let cfg = LaunchCfg::new(kernel, (grid.0 as u64, grid.1 as u64, grid.2 as u64), threads, smem)?;
+    let cfg = LaunchCfg::new(
+        kernel,
+        (grid.0 as u64, grid.1 as u64, grid.2 as u64),
+        threads,
+        smem,
+    )?;
     let mut kargs: Vec<KArg<'_>> = args
         .iter_mut()
         .map(|a| match a {

@@ -58,9 +58,14 @@ impl DeviceHypergraph {
         let (b, n) = (self.shape.b, self.shape.n);
         let dev = &self.device;
         let images = match &self.stored {
-            Stored::Hard { mask, mask_t, d_e, .. } => {
+            Stored::Hard {
+                mask, mask_t, d_e, ..
+            } => {
                 let words = u32_to_u64(&dev.download(mask)?);
-                let words_t = mask_t.as_ref().map(|m| dev.download(m).map(|w| u32_to_u64(&w))).transpose()?;
+                let words_t = mask_t
+                    .as_ref()
+                    .map(|m| dev.download(m).map(|w| u32_to_u64(&w)))
+                    .transpose()?;
                 let d_e = dev.download(d_e)?;
                 let per = n * n.div_ceil(64);
                 (0..b)
@@ -70,8 +75,14 @@ impl DeviceHypergraph {
                                 .expect("layout matches")
                         };
                         ImageGraph {
-                            incidence: Incidence::Bitmask { h: bits(&words), ht: words_t.as_deref().map(bits) },
-                            d_e: d_e[img * n..(img + 1) * n].iter().map(|&c| c as f32).collect(),
+                            incidence: Incidence::Bitmask {
+                                h: bits(&words),
+                                ht: words_t.as_deref().map(bits),
+                            },
+                            d_e: d_e[img * n..(img + 1) * n]
+                                .iter()
+                                .map(|&c| c as f32)
+                                .collect(),
                         }
                     })
                     .collect()
@@ -81,7 +92,9 @@ impl DeviceHypergraph {
                 let d_e = dev.download(&s.d_e)?;
                 (0..b)
                     .map(|img| ImageGraph {
-                        incidence: Incidence::Dense { h: inc[img * n * n..(img + 1) * n * n].to_vec() },
+                        incidence: Incidence::Dense {
+                            h: inc[img * n * n..(img + 1) * n * n].to_vec(),
+                        },
                         d_e: d_e[img * n..(img + 1) * n].to_vec(),
                     })
                     .collect()
@@ -92,11 +105,17 @@ impl DeviceHypergraph {
 }
 
 fn u32_to_u64(w: &[u32]) -> Vec<u64> {
-    w.chunks(2).map(|p| p[0] as u64 | (p[1] as u64) << 32).collect()
+    w.chunks(2)
+        .map(|p| p[0] as u64 | (p[1] as u64) << 32)
+        .collect()
 }
 
 /// Builds the hypergraphs of `features: [B, N, D]` on `dev` (see `hipl::build_hypergraph`).
-pub fn build_hypergraph(dev: &Device, features: ArrayView3<f32>, cfg: &HypergraphConfig) -> Result<DeviceHypergraph> {
+pub fn build_hypergraph(
+    dev: &Device,
+    features: ArrayView3<f32>,
+    cfg: &HypergraphConfig,
+) -> Result<DeviceHypergraph> {
     let (b, n, d) = features.dim();
     crate::validate::check_features_shape("features", features.shape())?;
     let f = features.as_standard_layout();
@@ -120,7 +139,11 @@ pub fn build_on_device<T: super::Float>(
         return Err(Error::invalid(
             "features",
             "rows with a non-zero norm (cosine similarity is undefined otherwise)",
-            format!("a zero-norm row at image {}, vertex {}", pos / shape.n, pos % shape.n),
+            format!(
+                "a zero-norm row at image {}, vertex {}",
+                pos / shape.n,
+                pos % shape.n
+            ),
         ));
     }
     let (tau, alpha) = (cfg.tau as f32, cfg.alpha as f32);
@@ -131,7 +154,11 @@ pub fn build_on_device<T: super::Float>(
         // LIMITATION: the ε-ball rule (Euclidean distance on raw features) has no kernel yet;
         // it would be the threshold kernel with a distance epilogue fed the raw row norms.
         Rule::EpsBall { .. } => {
-            return Err(Error::invalid("rule", "Threshold or Knn on CUDA", "EpsBall"));
+            return Err(Error::invalid(
+                "rule",
+                "Threshold or Knn on CUDA",
+                "EpsBall",
+            ));
         }
     };
     let mask = match selection {
@@ -140,7 +167,11 @@ pub fn build_on_device<T: super::Float>(
     };
 
     let stored = if cfg.mode == IncidenceMode::Soft {
-        let simt_units = if T::DTYPE == "f32" { GemmUnits::Simt } else { GemmUnits::TensorCores };
+        let simt_units = if T::DTYPE == "f32" {
+            GemmUnits::Simt
+        } else {
+            GemmUnits::TensorCores
+        };
         let mut soft = sigmoid_incidence(dev, &normed.fhat, shape, alpha, tau, None, simt_units)?;
         if let Some(m) = &mask {
             mask_soft(dev, &mut soft, m, None, shape)?;
@@ -151,19 +182,36 @@ pub fn build_on_device<T: super::Float>(
             None => {
                 let inc = threshold_incidence(dev, &normed.fhat, shape, tau, units)?;
                 let by_vertex = to_csr(dev, &inc.mask, shape)?;
-                Stored::Hard { mask: inc.mask, mask_t: None, by_vertex, by_edge: None, d_e: inc.deg }
+                Stored::Hard {
+                    mask: inc.mask,
+                    mask_t: None,
+                    by_vertex,
+                    by_edge: None,
+                    d_e: inc.deg,
+                }
             }
             Some(m) => {
                 let mt = transpose(dev, &m, shape)?;
                 let by_vertex = to_csr(dev, &m, shape)?;
                 let by_edge = to_csr(dev, &mt, shape)?;
                 let d_e = row_counts(dev, &mt, shape)?;
-                Stored::Hard { mask: m, mask_t: Some(mt), by_vertex, by_edge: Some(by_edge), d_e }
+                Stored::Hard {
+                    mask: m,
+                    mask_t: Some(mt),
+                    by_vertex,
+                    by_edge: Some(by_edge),
+                    d_e,
+                }
             }
         }
     };
     tracing::debug!(device = %dev.name(), ?shape, "hypergraph built");
-    Ok(DeviceHypergraph { device: dev.clone(), config: *cfg, shape, stored })
+    Ok(DeviceHypergraph {
+        device: dev.clone(),
+        config: *cfg,
+        shape,
+        stored,
+    })
 }
 
 /// The scalings of the convolution: (applied to P before Hᵀ, W De⁻¹, applied to H E).
@@ -210,14 +258,21 @@ fn conv_scales(hg: &DeviceHypergraph, w: Option<&DeviceBuffer<f32>>) -> Result<C
             degree_scales_soft(dev, d_v, &s.d_e, w, count)?
         }
     };
-    Ok(ConvScales { scales, norm: hg.config.norm })
+    Ok(ConvScales {
+        scales,
+        norm: hg.config.norm,
+    })
 }
 
 fn check_zero_degree(hg: &DeviceHypergraph, d_v: &[f32], d_e: &[f32]) -> Result<()> {
     let n = hg.shape.n;
     for (kind, deg) in [("vertex", d_v), ("hyperedge", d_e)] {
         if let Some(pos) = deg.iter().position(|&x| x == 0.0) {
-            return Err(Error::ZeroDegree { kind, image: pos / n, index: pos % n });
+            return Err(Error::ZeroDegree {
+                kind,
+                image: pos / n,
+                index: pos % n,
+            });
         }
     }
     Ok(())
@@ -235,8 +290,14 @@ fn apply(
     let dev = &hg.device;
     let (b, n) = (hg.shape.b, hg.shape.n);
     match &hg.stored {
-        Stored::Hard { by_vertex, by_edge, .. } => {
-            let csr = if transpose_h { by_edge.as_ref().unwrap_or(by_vertex) } else { by_vertex };
+        Stored::Hard {
+            by_vertex, by_edge, ..
+        } => {
+            let csr = if transpose_h {
+                by_edge.as_ref().unwrap_or(by_vertex)
+            } else {
+                by_vertex
+            };
             spmm(dev, csr, m, c, s_in, s_out)
         }
         Stored::Soft(s) => {
@@ -249,7 +310,14 @@ fn apply(
                 None => m,
             };
             let mut out = dev.zeros::<f32>(b * n * c)?;
-            let spec = GemmSpec { batch: b, m: n, n: c, k: n, trans_a: transpose_h, trans_b: false };
+            let spec = GemmSpec {
+                batch: b,
+                m: n,
+                n: c,
+                k: n,
+                trans_a: transpose_h,
+                trans_b: false,
+            };
             dev.gemm_f32(&spec, &s.inc, src, &mut out)?;
             match s_out {
                 Some(so) => scale_rows(dev, &out, so, b * n, c),
@@ -271,16 +339,33 @@ fn check_conv_args(
         return Err(Error::shape("x", format!("[{b}, {n}, D >= 1]"), x.shape()));
     }
     if theta.nrows() != dx || theta.ncols() == 0 {
-        return Err(Error::shape("theta", format!("[{dx}, C >= 1] (rows = x's D)"), theta.shape()));
+        return Err(Error::shape(
+            "theta",
+            format!("[{dx}, C >= 1] (rows = x's D)"),
+            theta.shape(),
+        ));
     }
-    let finite = |arg: &str, a: &[f32], shape: &[usize]| crate::validate::check_finite(arg, a, shape);
-    finite("x", x.as_standard_layout().as_slice().expect("standard"), x.shape())?;
-    finite("theta", theta.as_standard_layout().as_slice().expect("standard"), theta.shape())?;
+    let finite =
+        |arg: &str, a: &[f32], shape: &[usize]| crate::validate::check_finite(arg, a, shape);
+    finite(
+        "x",
+        x.as_standard_layout().as_slice().expect("standard"),
+        x.shape(),
+    )?;
+    finite(
+        "theta",
+        theta.as_standard_layout().as_slice().expect("standard"),
+        theta.shape(),
+    )?;
     if let Some(w) = weights {
         if w.dim() != (b, n) {
             return Err(Error::shape("weights", format!("[{b}, {n}]"), w.shape()));
         }
-        finite("weights", w.as_standard_layout().as_slice().expect("standard"), w.shape())?;
+        finite(
+            "weights",
+            w.as_standard_layout().as_slice().expect("standard"),
+            w.shape(),
+        )?;
         if let Some(v) = w.iter().find(|&&v| v < 0.0) {
             return Err(Error::invalid("weights", "hyperedge weights >= 0", v));
         }
@@ -314,7 +399,14 @@ pub fn conv_device(
         check_device_len("weights", w, b * n)?;
     }
     let mut p = dev.zeros::<f32>(b * n * c)?;
-    let spec = GemmSpec { batch: 1, m: b * n, n: c, k: dx, trans_a: false, trans_b: false };
+    let spec = GemmSpec {
+        batch: 1,
+        m: b * n,
+        n: c,
+        k: dx,
+        trans_a: false,
+        trans_b: false,
+    };
     dev.gemm_f32(&spec, x, theta, &mut p)?;
     let sc = conv_scales(hg, w)?;
     let e = apply(hg, true, &p, c, sc.pre(), Some(&sc.scales.e_scale))?;
@@ -343,10 +435,24 @@ pub fn conv_backward_device(
     let de = apply(hg, true, dy, c, Some(sc.post()), Some(&sc.scales.e_scale))?;
     let dp = apply(hg, false, &de, c, None, sc.pre())?;
     let mut gx = dev.zeros::<f32>(b * n * dx)?;
-    let spec = GemmSpec { batch: 1, m: b * n, n: dx, k: c, trans_a: false, trans_b: true };
+    let spec = GemmSpec {
+        batch: 1,
+        m: b * n,
+        n: dx,
+        k: c,
+        trans_a: false,
+        trans_b: true,
+    };
     dev.gemm_f32(&spec, &dp, theta, &mut gx)?;
     let mut gt = dev.zeros::<f32>(dx * c)?;
-    let spec = GemmSpec { batch: 1, m: dx, n: c, k: b * n, trans_a: true, trans_b: false };
+    let spec = GemmSpec {
+        batch: 1,
+        m: dx,
+        n: c,
+        k: b * n,
+        trans_a: true,
+        trans_b: false,
+    };
     dev.gemm_f32(&spec, x, &dp, &mut gt)?;
     Ok((gx, gt))
 }

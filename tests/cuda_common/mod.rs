@@ -29,7 +29,9 @@ pub fn rng(seed: u64) -> StdRng {
 /// noise, so a threshold near 0 cuts a mixed incidence.
 pub fn features(rng: &mut StdRng, b: usize, n: usize, d: usize, bias: f32) -> Vec<f32> {
     let dir: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
-    (0..b * n * d).map(|e| bias * dir[e % d] + rng.random_range(-1.0f32..1.0)).collect()
+    (0..b * n * d)
+        .map(|e| bias * dir[e % d] + rng.random_range(-1.0f32..1.0))
+        .collect()
 }
 
 /// f64 cosine matrix of one image from f32 features (the exact value the kernels round).
@@ -37,7 +39,12 @@ pub fn cosine(f: &[f32], n: usize, d: usize, eps: f64) -> Vec<f64> {
     let hat: Vec<f64> = f
         .chunks(d)
         .flat_map(|r| {
-            let norm = r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt().max(eps);
+            let norm = r
+                .iter()
+                .map(|&x| (x as f64).powi(2))
+                .sum::<f64>()
+                .sqrt()
+                .max(eps);
             r.iter().map(move |&x| x as f64 / norm)
         })
         .collect();
@@ -62,8 +69,18 @@ pub fn assert_padding_clear(mask: &[u32], b: usize, n: usize) {
     for row in 0..b * n {
         for w in 0..words {
             let lo = w * 32;
-            let valid = if lo >= n { 0 } else if n - lo >= 32 { u32::MAX } else { (1u32 << (n - lo)) - 1 };
-            assert_eq!(mask[row * words + w] & !valid, 0, "padding bits set in row {row}, word {w}");
+            let valid = if lo >= n {
+                0
+            } else if n - lo >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << (n - lo)) - 1
+            };
+            assert_eq!(
+                mask[row * words + w] & !valid,
+                0,
+                "padding bits set in row {row}, word {w}"
+            );
         }
     }
 }
@@ -72,6 +89,9 @@ pub fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w} (err {err:e})");
+        assert!(
+            err <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w} (err {err:e})"
+        );
     }
 }

@@ -25,12 +25,24 @@ pub fn csr_capacity(n: usize) -> usize {
 }
 
 /// `cnt[b, i] = Σ_j H_ij` (popcount of row i).
-pub fn row_counts(dev: &Device, mask: &DeviceBuffer<u32>, shape: Shape) -> Result<DeviceBuffer<u32>> {
+pub fn row_counts(
+    dev: &Device,
+    mask: &DeviceBuffer<u32>,
+    shape: Shape,
+) -> Result<DeviceBuffer<u32>> {
     check_len("mask", mask, shape.mask_len())?;
     let mut cnt = dev.zeros::<u32>(shape.b * shape.n)?;
     let name = "mask_row_counts_u32";
     let cfg = LaunchCfg::new(name, (blocks(shape.n, 8), shape.b as u64, 1), 256, 0)?;
-    dev.launch(name, &cfg, &mut [KArg::input(mask), KArg::output(&mut cnt), KArg::U32(shape.n as u32)])?;
+    dev.launch(
+        name,
+        &cfg,
+        &mut [
+            KArg::input(mask),
+            KArg::output(&mut cnt),
+            KArg::U32(shape.n as u32),
+        ],
+    )?;
     Ok(cnt)
 }
 
@@ -44,12 +56,22 @@ pub fn to_csr(dev: &Device, mask: &DeviceBuffer<u32>, shape: Shape) -> Result<De
     dev.launch(
         "csr_scan_u32",
         &cfg,
-        &mut [KArg::input(&cnt), KArg::output(&mut row_ptr), KArg::output(&mut complement), KArg::U32(n)],
+        &mut [
+            KArg::input(&cnt),
+            KArg::output(&mut row_ptr),
+            KArg::output(&mut complement),
+            KArg::U32(n),
+        ],
     )?;
 
     let cap = csr_capacity(shape.n);
     let mut col_idx = dev.zeros::<u32>(shape.b * cap)?;
-    let cfg = LaunchCfg::new("csr_fill_u32", (blocks(shape.n, 8), shape.b as u64, 1), 256, 0)?;
+    let cfg = LaunchCfg::new(
+        "csr_fill_u32",
+        (blocks(shape.n, 8), shape.b as u64, 1),
+        256,
+        0,
+    )?;
     dev.launch(
         "csr_fill_u32",
         &cfg,
@@ -62,17 +84,40 @@ pub fn to_csr(dev: &Device, mask: &DeviceBuffer<u32>, shape: Shape) -> Result<De
             KArg::U32(cap as u32),
         ],
     )?;
-    Ok(DeviceCsr { row_ptr, col_idx, complement, cap, shape })
+    Ok(DeviceCsr {
+        row_ptr,
+        col_idx,
+        complement,
+        cap,
+        shape,
+    })
 }
 
 /// `Hᵀ` as a bitmask of the same layout.
-pub fn transpose(dev: &Device, mask: &DeviceBuffer<u32>, shape: Shape) -> Result<DeviceBuffer<u32>> {
+pub fn transpose(
+    dev: &Device,
+    mask: &DeviceBuffer<u32>,
+    shape: Shape,
+) -> Result<DeviceBuffer<u32>> {
     check_len("mask", mask, shape.mask_len())?;
     let words = shape.words();
     let mut out = dev.zeros::<u32>(shape.mask_len())?;
     let name = "mask_transpose_u32";
-    let cfg = LaunchCfg::new(name, (words as u64, blocks(words, 8), shape.b as u64), 256, 0)?;
-    dev.launch(name, &cfg, &mut [KArg::input(mask), KArg::output(&mut out), KArg::U32(shape.n as u32)])?;
+    let cfg = LaunchCfg::new(
+        name,
+        (words as u64, blocks(words, 8), shape.b as u64),
+        256,
+        0,
+    )?;
+    dev.launch(
+        name,
+        &cfg,
+        &mut [
+            KArg::input(mask),
+            KArg::output(&mut out),
+            KArg::U32(shape.n as u32),
+        ],
+    )?;
     Ok(out)
 }
 
@@ -91,7 +136,12 @@ pub fn weighted_degree(
     dev.launch(
         name,
         &cfg,
-        &mut [KArg::input(mask), KArg::optional(w), KArg::output(&mut d_v), KArg::U32(shape.n as u32)],
+        &mut [
+            KArg::input(mask),
+            KArg::optional(w),
+            KArg::output(&mut d_v),
+            KArg::U32(shape.n as u32),
+        ],
     )?;
     Ok(d_v)
 }

@@ -59,7 +59,12 @@ pub fn threshold_incidence<T: Float>(
     let name = kernel_name::<T>("sim_incidence", units)?;
     let mut mask = dev.zeros::<u32>(shape.mask_len())?;
     let mut deg = dev.zeros::<u32>(shape.b * shape.n)?;
-    let cfg = LaunchCfg::new(&name, (upper_tiles(shape.n) as u64, shape.b as u64, 1), 256, 0)?;
+    let cfg = LaunchCfg::new(
+        &name,
+        (upper_tiles(shape.n) as u64, shape.b as u64, 1),
+        256,
+        0,
+    )?;
     dev.launch(
         &name,
         &cfg,
@@ -98,12 +103,20 @@ pub fn select_incidence<T: Float>(
         Selection::Knn { k } => (k, 0.0, 1, "k"),
     };
     if k == 0 || k > shape.n {
-        return Err(Error::invalid(arg, format!("1 <= {arg} <= N = {}", shape.n), k));
+        return Err(Error::invalid(
+            arg,
+            format!("1 <= {arg} <= N = {}", shape.n),
+            k,
+        ));
     }
     // LIMITATION: the fused selection keeps k ≤ 64 members per hyperedge in shared memory;
     // larger k would need a radix select over a streamed similarity row.
     if k > MAX_SELECT_K {
-        return Err(Error::invalid(arg, format!("{arg} <= {MAX_SELECT_K} on CUDA"), k));
+        return Err(Error::invalid(
+            arg,
+            format!("{arg} <= {MAX_SELECT_K} on CUDA"),
+            k,
+        ));
     }
     if !tau.is_finite() {
         return Err(Error::invalid("tau", "a finite value", tau));
@@ -111,7 +124,12 @@ pub fn select_incidence<T: Float>(
     let name = format!("sim_topk_{}", T::DTYPE);
     let smem = (16 * TILE * k + 4 * TILE) as u32;
     let mut mask = dev.zeros::<u32>(shape.mask_len())?;
-    let cfg = LaunchCfg::new(&name, (shape.n.div_ceil(TILE) as u64, shape.b as u64, 1), 256, smem)?;
+    let cfg = LaunchCfg::new(
+        &name,
+        (shape.n.div_ceil(TILE) as u64, shape.b as u64, 1),
+        256,
+        smem,
+    )?;
     dev.launch(
         &name,
         &cfg,

@@ -27,10 +27,16 @@ impl Shape {
                 return Err(Error::invalid(arg, "at least 1", v));
             }
         }
-        if b.checked_mul(n).and_then(|x| x.checked_mul(n.max(d))).is_none_or(|x| x > u32::MAX as usize)
+        if b.checked_mul(n)
+            .and_then(|x| x.checked_mul(n.max(d)))
+            .is_none_or(|x| x > u32::MAX as usize)
             || n > 65_535 * 64
         {
-            return Err(Error::invalid("shape", "B·N·max(N, D) < 2^32", format!("[{b}, {n}, {d}]")));
+            return Err(Error::invalid(
+                "shape",
+                "B·N·max(N, D) < 2^32",
+                format!("[{b}, {n}, {d}]"),
+            ));
         }
         Ok(Shape { b, n, d })
     }
@@ -53,12 +59,20 @@ impl Shape {
 
 pub(crate) fn check_len<T: Elem>(arg: &str, buf: &DeviceBuffer<T>, want: usize) -> Result<()> {
     if buf.len() != want {
-        return Err(Error::shape(arg, format!("{want} elements of {}", T::DTYPE), buf.len()));
+        return Err(Error::shape(
+            arg,
+            format!("{want} elements of {}", T::DTYPE),
+            buf.len(),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_opt<T: Elem>(arg: &str, buf: Option<&DeviceBuffer<T>>, want: usize) -> Result<()> {
+pub(crate) fn check_opt<T: Elem>(
+    arg: &str,
+    buf: Option<&DeviceBuffer<T>>,
+    want: usize,
+) -> Result<()> {
     buf.map_or(Ok(()), |b| check_len(arg, b, want))
 }
 

@@ -105,7 +105,12 @@ pub fn mask_soft(
     dev.launch(
         "mask_dense_f32",
         &cfg,
-        &mut [KArg::output(&mut soft.inc), KArg::input(mask), KArg::U32(n as u32), KArg::U64(count as u64)],
+        &mut [
+            KArg::output(&mut soft.inc),
+            KArg::input(mask),
+            KArg::U32(n as u32),
+            KArg::U64(count as u64),
+        ],
     )?;
     let (d_v, d_e) = dense_degrees(dev, &soft.inc, w, shape)?;
     soft.d_v = d_v;

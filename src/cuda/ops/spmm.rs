@@ -67,7 +67,11 @@ fn degree_scales(
             KArg::U32(count as u32),
         ],
     )?;
-    Ok(Scales { v_inv_sqrt, v_inv, e_scale })
+    Ok(Scales {
+        v_inv_sqrt,
+        v_inv,
+        e_scale,
+    })
 }
 
 /// `out[b, r] = s_out[b, r] · Σ_{c ∈ row r of A} s_in[b, c] · x[b, c]` for the incidence
@@ -149,7 +153,13 @@ pub fn scale_rows(
     dev.launch(
         name,
         &cfg,
-        &mut [KArg::input(x), KArg::input(s), KArg::output(&mut y), KArg::U32(rows as u32), KArg::U32(d as u32)],
+        &mut [
+            KArg::input(x),
+            KArg::input(s),
+            KArg::output(&mut y),
+            KArg::U32(rows as u32),
+            KArg::U32(d as u32),
+        ],
     )?;
     Ok(y)
 }
