@@ -80,5 +80,6 @@ echo "== cargo build --release --features cuda"
 cargo build --release --features cuda --lib
 
 echo "== emulated kernel tests"
-cargo test --release --test emu_checks --test cuda_incidence --test cuda_sparse --test cuda_vs_cpu
+cargo test --release --test emu_checks --test cuda_incidence --test cuda_sparse --test cuda_dtypes \
+    --test cuda_vs_cpu
 echo "cuda-check: all passed"

@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p carry/tests carry/bench
 cargo test --release --features cuda --no-run \
-    --test cuda_incidence --test cuda_sparse --test cuda_vs_cpu --message-format=json \
+    --test cuda_incidence --test cuda_sparse --test cuda_dtypes --test cuda_vs_cpu \
+    --message-format=json \
     | python3 -c '
 import json, shutil, sys
 for line in sys.stdin:
