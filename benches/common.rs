@@ -46,7 +46,9 @@ pub fn peak_extra<R>(keep: usize, f: impl FnOnce() -> R) -> (usize, R) {
 pub fn clip_like(b: usize, n: usize, d: usize, seed: u64) -> Array3<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mean: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
-    Array3::from_shape_fn((b, n, d), |(_, _, k)| 2.0 * mean[k] + rng.random_range(-1.0..1.0))
+    Array3::from_shape_fn((b, n, d), |(_, _, k)| {
+        2.0 * mean[k] + rng.random_range(-1.0..1.0)
+    })
 }
 
 pub fn theta(d: usize, c: usize, seed: u64) -> Array2<f32> {

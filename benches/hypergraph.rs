@@ -5,7 +5,7 @@
 //! extra memory of each path.
 //!
 //! `cargo bench --bench hypergraph` runs everything (about 15 minutes on 2 cores);
-//! `cargo bench --bench hypergraph -- 1369x1024` one shape. Set `HIPL_BENCH_QUICK=1` for
+//! `cargo bench --bench hypergraph -- '1369x1024/.*/forward'` a subset (a regex). Set `HIPL_BENCH_QUICK=1` for
 //! the smallest shape only.
 
 #[path = "common.rs"]
@@ -49,7 +49,9 @@ fn fused_forward(x: &Inputs, cfg: &HypergraphConfig) -> ndarray::Array3<f32> {
 
 fn fused_train(x: &Inputs, cfg: &HypergraphConfig) -> ndarray::Array3<f32> {
     let (_, ctx) = hypergraph_conv_forward(x.f.view(), None, x.theta.view(), None, cfg).unwrap();
-    hypergraph_conv_backward(&ctx, x.f.view(), None, x.theta.view(), None, x.dy.view()).unwrap().df
+    hypergraph_conv_backward(&ctx, x.f.view(), None, x.theta.view(), None, x.dy.view())
+        .unwrap()
+        .df
 }
 
 fn dense_forward(x: &Inputs, cfg: &HypergraphConfig) -> ndarray::Array3<f32> {
@@ -58,7 +60,9 @@ fn dense_forward(x: &Inputs, cfg: &HypergraphConfig) -> ndarray::Array3<f32> {
 
 fn dense_train(x: &Inputs, cfg: &HypergraphConfig) -> ndarray::Array3<f32> {
     let (_, ctx) = dense::forward(x.f.view(), None, x.theta.view(), None, cfg).unwrap();
-    dense::backward(&ctx, false, x.theta.view(), x.dy.view()).unwrap().df
+    dense::backward(&ctx, false, x.theta.view(), x.dy.view())
+        .unwrap()
+        .df
 }
 
 type Path = fn(&Inputs, &HypergraphConfig) -> ndarray::Array3<f32>;
@@ -76,16 +80,24 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
+    // The same filter criterion applies, so memory is measured only for the cases it runs.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|f| regex::Regex::new(&f).ok());
     let mut memory = Vec::new();
     for (n, d) in shapes() {
-        let x = Inputs { f: clip_like(B, n, d, 1), theta: theta(d, d, 2), dy: clip_like(B, n, d, 3) };
+        let x = Inputs {
+            f: clip_like(B, n, d, 1),
+            theta: theta(d, d, 2),
+            dy: clip_like(B, n, d, 3),
+        };
         for (rule, cfg) in rules() {
             let shape = format!("{n}x{d}/{rule}");
             let mut group = c.benchmark_group(format!("B4/{shape}"));
             for (path, run) in PATHS {
-                let wanted = std::env::args().skip(1).filter(|a| !a.starts_with("--")).all(|f| {
-                    format!("B4/{shape}/{path}").contains(&f)
-                });
+                let id = format!("B4/{shape}/{path}");
+                let wanted = filter.as_ref().is_none_or(|re| re.is_match(&id));
                 if !wanted {
                     continue;
                 }
@@ -94,7 +106,9 @@ fn main() {
                 let _ = run(&x, &cfg);
                 let (peak, _) = peak_extra(B * n * d * 4, || run(&x, &cfg));
                 memory.push((shape.clone(), path, peak));
-                group.bench_function(BenchmarkId::from_parameter(path), |bch| bch.iter(|| run(&x, &cfg)));
+                group.bench_function(BenchmarkId::from_parameter(path), |bch| {
+                    bch.iter(|| run(&x, &cfg))
+                });
             }
             group.finish();
         }
@@ -109,13 +123,19 @@ fn report(memory: &[(String, &str, usize)]) {
         .join("criterion");
     let median = |shape: &str, path: &str| -> Option<f64> {
         let group = format!("B4_{}", shape.replace('/', "_"));
-        let file = dir.join(group).join(path.replace('/', "_")).join("new/estimates.json");
+        let file = dir
+            .join(group)
+            .join(path.replace('/', "_"))
+            .join("new/estimates.json");
         let text = std::fs::read_to_string(file).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         json["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
     };
     let mem = |shape: &str, path: &str| {
-        memory.iter().find(|(s, p, _)| s == shape && *p == path).map(|(_, _, m)| *m)
+        memory
+            .iter()
+            .find(|(s, p, _)| s == shape && *p == path)
+            .map(|(_, _, m)| *m)
     };
     let mut rows = Vec::new();
     println!("\n| B=4 shape/rule | pass | fused s | dense s | dense/fused | fused MiB | dense MiB | mem ratio |");
@@ -125,7 +145,9 @@ fn report(memory: &[(String, &str, usize)]) {
     for shape in shapes {
         for pass in ["forward", "fwd+bwd"] {
             let (fp, dp) = (format!("fused/{pass}"), format!("dense/{pass}"));
-            let (Some(tf), Some(td)) = (median(shape, &fp), median(shape, &dp)) else { continue };
+            let (Some(tf), Some(td)) = (median(shape, &fp), median(shape, &dp)) else {
+                continue;
+            };
             let (mf, md) = (mem(shape, &fp).unwrap_or(0), mem(shape, &dp).unwrap_or(0));
             println!(
                 "| {shape} | {pass} | {tf:.3} | {td:.3} | {:.2}x | {:.1} | {:.1} | 1/{:.0} |",
@@ -141,7 +163,12 @@ fn report(memory: &[(String, &str, usize)]) {
         }
     }
     let out = dir.join("hipl-summary.json");
-    if std::fs::write(&out, serde_json::to_string_pretty(&rows).unwrap_or_default()).is_ok() {
+    if std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&rows).unwrap_or_default(),
+    )
+    .is_ok()
+    {
         println!("summary written to {}", out.display());
     }
 }

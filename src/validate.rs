@@ -13,7 +13,8 @@ pub fn contiguous<'a, T: Real, D: Dimension>(
 
 /// The elements of a standard-layout array, row-major.
 pub fn flat<'a, T, D: Dimension>(a: &'a CowArray<'_, T, D>) -> &'a [T] {
-    a.as_slice().expect("as_standard_layout gives a contiguous array")
+    a.as_slice()
+        .expect("as_standard_layout gives a contiguous array")
 }
 
 /// Fails on the first NaN or infinity of `arg`, naming its multi-index.

@@ -32,7 +32,11 @@ fn zero_norm_rows_are_rejected_by_the_cosine_rules() {
 
 #[test]
 fn shapes_without_two_vertices_or_a_channel_or_an_image_are_rejected() {
-    for (shape, needle) in [((0, 4, 3), "B >= 1"), ((1, 1, 3), "N >= 2"), ((1, 4, 0), "D >= 1")] {
+    for (shape, needle) in [
+        ((0, 4, 3), "B >= 1"),
+        ((1, 1, 3), "N >= 2"),
+        ((1, 4, 0), "D >= 1"),
+    ] {
         let f = Array3::<f64>::ones(shape);
         let m = message(build_hypergraph(f.view(), &HypergraphConfig::paper()));
         assert!(m.contains("features") && m.contains(needle), "{m}");
@@ -43,9 +47,27 @@ fn shapes_without_two_vertices_or_a_channel_or_an_image_are_rejected() {
 fn out_of_range_scalars_are_rejected() {
     let f = features(1, 5, 3, 0.0, 1);
     let cases = [
-        (HypergraphConfig { alpha: 0.0, ..Default::default() }, "alpha"),
-        (HypergraphConfig { alpha: -2.0, ..Default::default() }, "alpha"),
-        (HypergraphConfig { tau: f64::NAN, ..Default::default() }, "tau"),
+        (
+            HypergraphConfig {
+                alpha: 0.0,
+                ..Default::default()
+            },
+            "alpha",
+        ),
+        (
+            HypergraphConfig {
+                alpha: -2.0,
+                ..Default::default()
+            },
+            "alpha",
+        ),
+        (
+            HypergraphConfig {
+                tau: f64::NAN,
+                ..Default::default()
+            },
+            "tau",
+        ),
         (HypergraphConfig::knn(6), "`k`"),
         (HypergraphConfig::knn(0), "`k`"),
         (HypergraphConfig::top_k(9), "top_k"),
@@ -63,8 +85,20 @@ fn mismatched_convolution_inputs_name_the_argument() {
     let hg = build_hypergraph(f.view(), &HypergraphConfig::paper()).unwrap();
     let theta = matrix(3, 2, 2);
     assert!(message(conv(&hg, f.view(), matrix(4, 2, 2).view(), None)).contains("theta"));
-    assert!(message(conv(&hg, features(2, 6, 3, 0.0, 1).view(), theta.view(), None)).contains("`x`"));
-    assert!(message(conv(&hg, features(1, 5, 3, 0.0, 1).view(), theta.view(), None)).contains("`x`"));
+    assert!(message(conv(
+        &hg,
+        features(2, 6, 3, 0.0, 1).view(),
+        theta.view(),
+        None
+    ))
+    .contains("`x`"));
+    assert!(message(conv(
+        &hg,
+        features(1, 5, 3, 0.0, 1).view(),
+        theta.view(),
+        None
+    ))
+    .contains("`x`"));
     let w = Array2::<f64>::ones((2, 4));
     assert!(message(conv(&hg, f.view(), theta.view(), Some(w.view()))).contains("weights"));
     let w = Array2::from_elem((2, 5), -1.0);
@@ -74,7 +108,15 @@ fn mismatched_convolution_inputs_name_the_argument() {
     assert!(message(conv(&hg, f.view(), bad_theta.view(), None)).contains("theta"));
     let (_, ctx) = conv_forward(&hg, f.view(), theta.view(), None).unwrap();
     let dy = Array3::<f64>::ones((2, 5, 3));
-    let m = message(conv_backward(&hg, &ctx, f.view(), theta.view(), None, dy.view(), false));
+    let m = message(conv_backward(
+        &hg,
+        &ctx,
+        f.view(),
+        theta.view(),
+        None,
+        dy.view(),
+        false,
+    ));
     assert!(m.contains("dy"), "{m}");
 }
 
@@ -89,6 +131,11 @@ fn hsc_parameters_of_the_wrong_shape_are_rejected() {
         g_bias: ndarray::Array1::zeros(2),
         activation: Activation::Relu,
     };
-    let m = message(hsc_forward(f.view(), None, &params, &HypergraphConfig::paper()));
+    let m = message(hsc_forward(
+        f.view(),
+        None,
+        &params,
+        &HypergraphConfig::paper(),
+    ));
     assert!(m.contains("g_weight"), "{m}");
 }

@@ -30,7 +30,13 @@ fn cosines(f: &Array3<f64>, img: usize) -> Vec<Vec<f64>> {
             r.iter().map(|x| x / norm).collect()
         })
         .collect();
-    (0..n).map(|i| (0..n).map(|j| rows[i].iter().zip(&rows[j]).map(|(a, b)| a * b).sum()).collect()).collect()
+    (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| rows[i].iter().zip(&rows[j]).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect()
 }
 
 fn distances(f: &Array3<f64>, img: usize) -> Vec<Vec<f64>> {
@@ -41,7 +47,11 @@ fn distances(f: &Array3<f64>, img: usize) -> Vec<Vec<f64>> {
                 .map(|j| {
                     let a = f.slice(ndarray::s![img, i, ..]);
                     let b = f.slice(ndarray::s![img, j, ..]);
-                    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
+                    a.iter()
+                        .zip(b.iter())
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum::<f64>()
+                        .sqrt()
                 })
                 .collect()
         })
@@ -79,7 +89,10 @@ fn rankings_are_stable(sims: &[Vec<f64>], k: usize, tau: Option<f64>) -> bool {
 fn fit_config(f: &Array3<f64>, mut cfg: HypergraphConfig) -> Option<HypergraphConfig> {
     let (b, n, _) = f.dim();
     let off_diag = |m: &[Vec<f64>]| -> Vec<f64> {
-        (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i][j]).collect()
+        (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i][j])
+            .collect()
     };
     let mut all = Vec::new();
     for img in 0..b {
@@ -90,7 +103,11 @@ fn fit_config(f: &Array3<f64>, mut cfg: HypergraphConfig) -> Option<HypergraphCo
         all.extend(off_diag(&m));
     }
     if n >= 3 || !matches!(cfg.rule, Rule::Knn { .. }) {
-        let mid = if all.len() >= 2 { gap_midpoint(&mut all, 2e-4)? } else { all[0] - 0.5 };
+        let mid = if all.len() >= 2 {
+            gap_midpoint(&mut all, 2e-4)?
+        } else {
+            all[0] - 0.5
+        };
         match cfg.rule {
             Rule::EpsBall { .. } => cfg.rule = Rule::EpsBall { eps: mid.max(1e-3) },
             _ => cfg.tau = mid,
@@ -113,30 +130,61 @@ fn fit_config(f: &Array3<f64>, mut cfg: HypergraphConfig) -> Option<HypergraphCo
 fn config_strategy() -> impl Strategy<Value = (u8, IncidenceMode, Normalization)> {
     (
         0u8..4,
-        prop_oneof![Just(IncidenceMode::Hard), Just(IncidenceMode::Soft), Just(IncidenceMode::StraightThrough)],
-        prop_oneof![Just(Normalization::Symmetric), Just(Normalization::RandomWalk)],
+        prop_oneof![
+            Just(IncidenceMode::Hard),
+            Just(IncidenceMode::Soft),
+            Just(IncidenceMode::StraightThrough)
+        ],
+        prop_oneof![
+            Just(Normalization::Symmetric),
+            Just(Normalization::RandomWalk)
+        ],
     )
 }
 
-fn make_config(rule: u8, mode: IncidenceMode, norm: Normalization, n: usize, k: usize, alpha: f64) -> HypergraphConfig {
+fn make_config(
+    rule: u8,
+    mode: IncidenceMode,
+    norm: Normalization,
+    n: usize,
+    k: usize,
+    alpha: f64,
+) -> HypergraphConfig {
     let rule = match rule {
         0 => Rule::Threshold { top_k: None },
-        1 => Rule::Threshold { top_k: Some(k.clamp(1, n)) },
+        1 => Rule::Threshold {
+            top_k: Some(k.clamp(1, n)),
+        },
         2 => Rule::Knn { k: k.clamp(1, n) },
         _ => Rule::EpsBall { eps: 1.0 },
     };
-    HypergraphConfig { rule, mode, norm, alpha, ..HypergraphConfig::default() }
+    HypergraphConfig {
+        rule,
+        mode,
+        norm,
+        alpha,
+        ..HypergraphConfig::default()
+    }
 }
 
 /// `L = Σ Y ⊙ R` for the whole chain.
-fn loss(f: &Array3<f64>, theta: &Array2<f64>, w: &Array2<f64>, r: &Array3<f64>, cfg: &HypergraphConfig) -> f64 {
-    let (y, _) = hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), cfg).unwrap();
+fn loss(
+    f: &Array3<f64>,
+    theta: &Array2<f64>,
+    w: &Array2<f64>,
+    r: &Array3<f64>,
+    cfg: &HypergraphConfig,
+) -> f64 {
+    let (y, _) =
+        hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), cfg).unwrap();
     (&y * r).sum()
 }
 
 /// A few entry indices of a tensor of `len` elements, spread deterministically.
 fn picks(len: usize, count: usize, salt: usize) -> Vec<usize> {
-    (0..count.min(len)).map(|t| (t * 7919 + salt * 104729) % len).collect()
+    (0..count.min(len))
+        .map(|t| (t * 7919 + salt * 104729) % len)
+        .collect()
 }
 
 proptest! {

@@ -74,7 +74,12 @@ fn knn_keeps_the_most_similar_and_breaks_ties_by_lower_index() {
 #[test]
 fn soft_incidence_is_the_sigmoid_of_the_shifted_cosine() {
     let f = features(1, 6, 3, 0.0, 2);
-    let cfg = HypergraphConfig { mode: IncidenceMode::Soft, alpha: 7.0, tau: 0.1, ..Default::default() };
+    let cfg = HypergraphConfig {
+        mode: IncidenceMode::Soft,
+        alpha: 7.0,
+        tau: 0.1,
+        ..Default::default()
+    };
     let hg = build_hypergraph(f.view(), &cfg).unwrap();
     let h = dense_h(&hg, 0);
     let row = |i: usize| {
@@ -101,8 +106,21 @@ fn zero_weights_give_zero_rows_or_an_error_by_policy() {
     let hg = build_hypergraph(f.view(), &cfg).unwrap();
     let y = conv(&hg, x.view(), theta.view(), Some(w.view())).unwrap();
     assert!(y.iter().all(|v| *v == 0.0));
-    let strict = HypergraphConfig { zero_degree: ZeroDegree::Error, ..cfg };
+    let strict = HypergraphConfig {
+        zero_degree: ZeroDegree::Error,
+        ..cfg
+    };
     let hg = build_hypergraph(f.view(), &strict).unwrap();
     let err = conv(&hg, x.view(), theta.view(), Some(w.view())).unwrap_err();
-    assert!(matches!(err, Error::ZeroDegree { kind: "vertex", image: 0, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::ZeroDegree {
+                kind: "vertex",
+                image: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

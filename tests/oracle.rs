@@ -13,25 +13,54 @@ fn slice<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
 
 #[test]
 fn fused_forward_and_backward_equal_dense_for_every_rule_mode_and_normalisation() {
-    for (b, n, d, c, seed) in [(1, 2, 1, 1, 1), (2, 17, 5, 3, 2), (3, 40, 12, 7, 3), (1, 70, 9, 4, 4)] {
+    for (b, n, d, c, seed) in [
+        (1, 2, 1, 1, 1),
+        (2, 17, 5, 3, 2),
+        (3, 40, 12, 7, 3),
+        (1, 70, 9, 4, 4),
+    ] {
         let f = features(b, n, d, 0.4, seed);
         let theta = matrix(d, c, seed + 10);
         let w = positive(b, n, seed + 20);
         let dy = features(b, n, c, 0.0, seed + 30);
         for cfg in all_configs(n) {
             let (y, ctx) =
-                hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
-            let (yd, dctx) = dense::forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
-            assert!(max_abs_diff(slice(&y), slice(&yd)) < 1e-10, "Y {cfg:?} n={n}");
+                hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), &cfg)
+                    .unwrap();
+            let (yd, dctx) =
+                dense::forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
+            assert!(
+                max_abs_diff(slice(&y), slice(&yd)) < 1e-10,
+                "Y {cfg:?} n={n}"
+            );
             let yi = dense::conv(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
-            assert!(max_abs_diff(slice(&yi), slice(&yd)) < 1e-12, "dense conv vs forward");
+            assert!(
+                max_abs_diff(slice(&yi), slice(&yd)) < 1e-12,
+                "dense conv vs forward"
+            );
 
-            let g = hypergraph_conv_backward(&ctx, f.view(), None, theta.view(), Some(w.view()), dy.view())
-                .unwrap();
+            let g = hypergraph_conv_backward(
+                &ctx,
+                f.view(),
+                None,
+                theta.view(),
+                Some(w.view()),
+                dy.view(),
+            )
+            .unwrap();
             let gd = dense::backward(&dctx, false, theta.view(), dy.view()).unwrap();
-            assert!(max_abs_diff(slice(&g.df), slice(&gd.df)) < 1e-10, "dF {cfg:?} n={n}");
-            assert!(max_abs_diff(slice(&g.dtheta), slice(&gd.dtheta)) < 1e-10, "dTheta {cfg:?}");
-            assert!(max_abs_diff(slice(&g.dweights), slice(&gd.dweights)) < 1e-10, "dW {cfg:?}");
+            assert!(
+                max_abs_diff(slice(&g.df), slice(&gd.df)) < 1e-10,
+                "dF {cfg:?} n={n}"
+            );
+            assert!(
+                max_abs_diff(slice(&g.dtheta), slice(&gd.dtheta)) < 1e-10,
+                "dTheta {cfg:?}"
+            );
+            assert!(
+                max_abs_diff(slice(&g.dweights), slice(&gd.dweights)) < 1e-10,
+                "dW {cfg:?}"
+            );
         }
     }
 }
@@ -51,25 +80,51 @@ fn every_storage_gives_the_same_convolution_and_gradients() {
         let w = positive(b, n, 9);
         let dy = features(b, n, c, 0.0, 10);
         let run = |repr| {
-            let cfg = HypergraphConfig { rule, representation: repr, ..HypergraphConfig::default() };
+            let cfg = HypergraphConfig {
+                rule,
+                representation: repr,
+                ..HypergraphConfig::default()
+            };
             let (y, ctx) =
-                hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
-            let g = hypergraph_conv_backward(&ctx, f.view(), None, theta.view(), Some(w.view()), dy.view())
-                .unwrap();
-            assert_eq!(ctx.hypergraph.image(0).incidence.kind(), match repr {
-                Representation::Bitmask => "bitmask",
-                Representation::Csr => "csr",
-                Representation::ComplementCsr => "complement-csr",
-                Representation::Dense => "dense",
-                Representation::Auto => ctx.hypergraph.image(0).incidence.kind(),
-            });
+                hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), &cfg)
+                    .unwrap();
+            let g = hypergraph_conv_backward(
+                &ctx,
+                f.view(),
+                None,
+                theta.view(),
+                Some(w.view()),
+                dy.view(),
+            )
+            .unwrap();
+            assert_eq!(
+                ctx.hypergraph.image(0).incidence.kind(),
+                match repr {
+                    Representation::Bitmask => "bitmask",
+                    Representation::Csr => "csr",
+                    Representation::ComplementCsr => "complement-csr",
+                    Representation::Dense => "dense",
+                    Representation::Auto => ctx.hypergraph.image(0).incidence.kind(),
+                }
+            );
             (y, g)
         };
         let (y0, g0) = run(Representation::Dense);
-        for repr in [Representation::Bitmask, Representation::Csr, Representation::ComplementCsr, Representation::Auto] {
+        for repr in [
+            Representation::Bitmask,
+            Representation::Csr,
+            Representation::ComplementCsr,
+            Representation::Auto,
+        ] {
             let (y, g) = run(repr);
-            assert!(max_abs_diff(slice(&y), slice(&y0)) < 1e-10, "{rule:?} {repr:?}");
-            assert!(max_abs_diff(slice(&g.df), slice(&g0.df)) < 1e-10, "{rule:?} {repr:?}");
+            assert!(
+                max_abs_diff(slice(&y), slice(&y0)) < 1e-10,
+                "{rule:?} {repr:?}"
+            );
+            assert!(
+                max_abs_diff(slice(&g.df), slice(&g0.df)) < 1e-10,
+                "{rule:?} {repr:?}"
+            );
             assert!(max_abs_diff(slice(&g.dweights), slice(&g0.dweights)) < 1e-10);
             assert!(max_abs_diff(slice(&g.dtheta), slice(&g0.dtheta)) < 1e-10);
         }
@@ -90,13 +145,21 @@ fn f32_fused_path_agrees_with_f64_dense_path() {
     let (b, n, d, c) = (2, 50, 16, 8);
     let f = features(b, n, d, 0.5, 11);
     let theta = matrix(d, c, 12);
-    for cfg in [HypergraphConfig::paper(), HypergraphConfig::knn(9), HypergraphConfig::top_k(16)] {
+    for cfg in [
+        HypergraphConfig::paper(),
+        HypergraphConfig::knn(9),
+        HypergraphConfig::top_k(16),
+    ] {
         let yd = dense::conv(f.view(), None, theta.view(), None, &cfg).unwrap();
         let f32s = f.mapv(|v| v as f32);
         let hg = build_hypergraph(f32s.view(), &cfg).unwrap();
         let y = conv(&hg, f32s.view(), theta.mapv(|v| v as f32).view(), None).unwrap();
         let scale = yd.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let err = y.iter().zip(yd.iter()).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+        let err = y
+            .iter()
+            .zip(yd.iter())
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max);
         assert!(err <= 1e-4 * scale, "{cfg:?}: {err} vs scale {scale}");
     }
 }
@@ -115,15 +178,33 @@ fn incidence_gradient_of_the_convolution_matches_finite_differences() {
     let cfg = HypergraphConfig::default().with_representation(Representation::Dense);
     let graph = |h: &ndarray::Array2<f64>| {
         let hv = h.as_slice().unwrap().to_vec();
-        let d_e = (0..n).map(|e| (0..n).map(|i| hv[i * n + e]).sum()).collect();
-        Hypergraph::from_images(cfg, n, vec![hypergraph::ImageGraph { incidence: Incidence::Dense { h: hv }, d_e }])
+        let d_e = (0..n)
+            .map(|e| (0..n).map(|i| hv[i * n + e]).sum())
+            .collect();
+        Hypergraph::from_images(
+            cfg,
+            n,
+            vec![hypergraph::ImageGraph {
+                incidence: Incidence::Dense { h: hv },
+                d_e,
+            }],
+        )
     };
     let loss = |h: &ndarray::Array2<f64>| {
         (&conv(&graph(h), x.view(), theta.view(), Some(w.view())).unwrap() * &r).sum()
     };
     let hg = graph(&h);
     let (_, ctx) = conv_forward(&hg, x.view(), theta.view(), Some(w.view())).unwrap();
-    let g = conv_backward(&hg, &ctx, x.view(), theta.view(), Some(w.view()), r.view(), true).unwrap();
+    let g = conv_backward(
+        &hg,
+        &ctx,
+        x.view(),
+        theta.view(),
+        Some(w.view()),
+        r.view(),
+        true,
+    )
+    .unwrap();
     let dh = g.dh.unwrap();
     let _ = f;
     for i in 0..n {
@@ -135,7 +216,10 @@ fn incidence_gradient_of_the_convolution_matches_finite_differences() {
             let lm = loss(&h);
             h[[i, e]] += eps;
             let num = (lp - lm) / (2.0 * eps);
-            assert!((num - dh[[0, i, e]]).abs() < 1e-6 * (1.0 + num.abs()), "dH[{i},{e}]");
+            assert!(
+                (num - dh[[0, i, e]]).abs() < 1e-6 * (1.0 + num.abs()),
+                "dH[{i},{e}]"
+            );
         }
     }
 }

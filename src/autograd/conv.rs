@@ -44,7 +44,11 @@ fn validate<T: Real>(
     }
     let (tr, c) = theta.dim();
     if tr != dx || c == 0 {
-        return Err(Error::shape("theta", format!("[{dx}, C >= 1] (rows = x's D)"), theta.shape()));
+        return Err(Error::shape(
+            "theta",
+            format!("[{dx}, C >= 1] (rows = x's D)"),
+            theta.shape(),
+        ));
     }
     check_finite("x", flat(&contiguous(x)), x.shape())?;
     check_finite("theta", flat(&contiguous(theta)), theta.shape())?;
@@ -80,6 +84,7 @@ fn run<T: Real>(
     let dims = validate(hg, &x, &theta, weights.as_ref())?;
     let ConvDims { n, dx, c } = dims;
     let b = hg.batch_size();
+    let start = std::time::Instant::now();
     let w = weights_of(weights.as_ref(), b, n);
     let xs = contiguous(&x);
     let ts = contiguous(&theta);
@@ -95,7 +100,23 @@ fn run<T: Real>(
         }
     }
     let y = Array3::from_shape_vec((b, n, c), y).expect("length b*n*c");
-    Ok((y, save.then_some(ConvCtx { images: saved, dims })))
+    tracing::info!(
+        device = "cpu",
+        b,
+        n,
+        dx,
+        c,
+        save,
+        elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+        "hypergraph convolution"
+    );
+    Ok((
+        y,
+        save.then_some(ConvCtx {
+            images: saved,
+            dims,
+        }),
+    ))
 }
 
 /// Forward only (nothing saved): `x: [B, N, Dx]`, `theta: [Dx, C]`, `weights: [B, N]`
@@ -135,7 +156,10 @@ pub fn conv_backward<T: Real>(
     if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c || ctx.images.len() != hg.batch_size() {
         return Err(Error::shape(
             "x/theta",
-            format!("the shapes given to conv_forward ([{}, {}])", ctx.dims.dx, ctx.dims.c),
+            format!(
+                "the shapes given to conv_forward ([{}, {}])",
+                ctx.dims.dx, ctx.dims.c
+            ),
             [dims.dx, dims.c],
         ));
     }
@@ -209,7 +233,14 @@ pub fn hypergraph_conv_forward<T: Real>(
 ) -> Result<(Array3<T>, HypergraphConvCtx<T>)> {
     let (hg, inc) = incidence_forward(features.view(), cfg)?;
     let (y, conv) = conv_forward(&hg, x.unwrap_or(features), theta, weights)?;
-    Ok((y, HypergraphConvCtx { hypergraph: hg, incidence: inc, conv }))
+    Ok((
+        y,
+        HypergraphConvCtx {
+            hypergraph: hg,
+            incidence: inc,
+            conv,
+        },
+    ))
 }
 
 /// Backward of [`hypergraph_conv_forward`], given the same inputs.
@@ -236,5 +267,10 @@ pub fn hypergraph_conv_backward<T: Real>(
             None
         }
     };
-    Ok(HypergraphConvGrads { df, dx, dtheta: g.dtheta, dweights: g.dweights })
+    Ok(HypergraphConvGrads {
+        df,
+        dx,
+        dtheta: g.dtheta,
+        dweights: g.dweights,
+    })
 }

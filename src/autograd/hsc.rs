@@ -110,15 +110,26 @@ impl<T: Real> HscParams<T> {
         check_shape("theta", self.theta.shape(), &[d, d])?;
         let d_out = self.a.nrows();
         if self.a.ncols() != d || d_out == 0 {
-            return Err(Error::shape("a", format!("[D_out >= 1, {d}]"), self.a.shape()));
+            return Err(Error::shape(
+                "a",
+                format!("[D_out >= 1, {d}]"),
+                self.a.shape(),
+            ));
         }
         check_shape("b", self.b.shape(), &[d_out])?;
         let e = self.g_weight.nrows();
         if self.g_weight.ncols() != d_out || e == 0 {
-            return Err(Error::shape("g_weight", format!("[E >= 1, {d_out}]"), self.g_weight.shape()));
+            return Err(Error::shape(
+                "g_weight",
+                format!("[E >= 1, {d_out}]"),
+                self.g_weight.shape(),
+            ));
         }
         check_shape("g_bias", self.g_bias.shape(), &[e])?;
-        for (name, v) in [("a", flat_view(&self.a)), ("g_weight", flat_view(&self.g_weight))] {
+        for (name, v) in [
+            ("a", flat_view(&self.a)),
+            ("g_weight", flat_view(&self.g_weight)),
+        ] {
             check_finite(name, &v, &[v.len()])?;
         }
         check_finite("b", &self.b.to_vec(), &[d_out])?;
@@ -145,9 +156,15 @@ pub fn hsc_forward<T: Real>(
 
     let act = params.activation;
     let q = &features + &y.mapv(|v| act.eval(v).0);
-    let patches = linear(q.view().into_shape_with_order((b * n, d)).expect("contiguous"), &params.a, &params.b)
-        .into_shape_with_order((b, n, d_out))
-        .expect("length");
+    let patches = linear(
+        q.view()
+            .into_shape_with_order((b * n, d))
+            .expect("contiguous"),
+        &params.a,
+        &params.b,
+    )
+    .into_shape_with_order((b, n, d_out))
+    .expect("length");
     let mean = patches.mean_axis(Axis(1)).expect("N >= 2");
     let global = linear(mean.view(), &params.g_weight, &params.g_bias);
     debug_assert_eq!(global.ncols(), e);
@@ -161,7 +178,17 @@ fn linear<T: Real>(x: ArrayView2<T>, w: &Array2<T>, bias: &Array1<T>) -> Array2<
     let xs = contiguous(&x);
     let ws = contiguous(w);
     let mut out = vec![T::zero(); m * o];
-    gemm(&mut out, (m, k, o), flat(&xs), Op::N, flat(&ws), Op::T, T::one(), false, true);
+    gemm(
+        &mut out,
+        (m, k, o),
+        flat(&xs),
+        Op::N,
+        flat(&ws),
+        Op::T,
+        T::one(),
+        false,
+        true,
+    );
     let mut out = Array2::from_shape_vec((m, o), out).expect("length");
     out += bias;
     out
@@ -196,11 +223,21 @@ pub fn hsc_backward<T: Real>(
         None => (Array2::zeros((e, d_out)), Array1::zeros(e)),
     };
 
-    let q2 = ctx.q.view().into_shape_with_order((b * n, d)).expect("contiguous");
-    let dp2 = dp.view().into_shape_with_order((b * n, d_out)).expect("contiguous");
+    let q2 = ctx
+        .q
+        .view()
+        .into_shape_with_order((b * n, d))
+        .expect("contiguous");
+    let dp2 = dp
+        .view()
+        .into_shape_with_order((b * n, d_out))
+        .expect("contiguous");
     let da = dp2.t().dot(&q2);
     let db = dp2.sum_axis(Axis(0));
-    let dq = dp2.dot(&params.a).into_shape_with_order((b, n, d)).expect("length");
+    let dq = dp2
+        .dot(&params.a)
+        .into_shape_with_order((b, n, d))
+        .expect("length");
 
     let act = params.activation;
     let mut dy = dq.clone();

@@ -85,7 +85,9 @@ pub fn incidence_forward<T: Real>(
     let f = flat(&f);
     if !matches!(cfg.rule, Rule::EpsBall { .. }) {
         let floor = T::of(cfg.norm_eps);
-        let zero = f.chunks(d).position(|r| r.iter().map(|&x| x * x).sum::<T>().sqrt() <= floor);
+        let zero = f
+            .chunks(d)
+            .position(|r| r.iter().map(|&x| x * x).sum::<T>().sqrt() <= floor);
         if let Some(pos) = zero {
             return Err(Error::invalid(
                 "features",
@@ -94,8 +96,20 @@ pub fn incidence_forward<T: Real>(
             ));
         }
     }
-    let images = f.chunks(n * d).map(|img| build_image(img, n, d, cfg)).collect();
+    let start = std::time::Instant::now();
+    let images = f
+        .chunks(n * d)
+        .map(|img| build_image(img, n, d, cfg))
+        .collect();
     let hg = Hypergraph::from_images(*cfg, n, images);
+    tracing::info!(
+        device = "cpu",
+        b, n, d,
+        rule = ?cfg.rule,
+        mode = ?cfg.mode,
+        elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+        "built hypergraph"
+    );
     Ok((hg, IncidenceCtx { dims: (b, n, d) }))
 }
 
@@ -132,7 +146,15 @@ pub fn incidence_backward<T: Real>(
     df.par_chunks_mut(n * d).enumerate().for_each(|(img, df)| {
         let a = &f[img * n * d..(img + 1) * n * d];
         let scorer = Scorer::new(cfg, a, d, false);
-        let ds = structure_grad(hg, img, a, &scorer, n, d, &dh[img * n * n..(img + 1) * n * n]);
+        let ds = structure_grad(
+            hg,
+            img,
+            a,
+            &scorer,
+            n,
+            d,
+            &dh[img * n * n..(img + 1) * n * n],
+        );
         match cfg.rule {
             Rule::EpsBall { .. } => eps_backward(&scorer, a, n, d, &ds, df),
             _ => {
@@ -147,7 +169,17 @@ pub fn incidence_backward<T: Real>(
                 let mut norms = vec![T::zero(); n];
                 norm::row_normalize(a, d, T::of(cfg.norm_eps), &mut fhat, &mut norms);
                 let mut dfhat = vec![T::zero(); n * d];
-                gemm(&mut dfhat, (n, n, d), &sym, Op::N, &fhat, Op::N, T::one(), false, false);
+                gemm(
+                    &mut dfhat,
+                    (n, n, d),
+                    &sym,
+                    Op::N,
+                    &fhat,
+                    Op::N,
+                    T::one(),
+                    false,
+                    false,
+                );
                 norm::row_normalize_backward(&fhat, &norms, d, T::of(cfg.norm_eps), &dfhat, df);
             }
         }
@@ -169,11 +201,26 @@ fn structure_grad<T: Real>(
     let alpha = T::of(cfg.alpha);
     let h = hg.image(img).incidence.to_dense(n);
     if cfg.mode == IncidenceMode::Soft {
-        return (0..n * n).map(|k| dh[k] * alpha * h[k] * (T::one() - h[k])).collect();
+        return (0..n * n)
+            .map(|k| dh[k] * alpha * h[k] * (T::one() - h[k]))
+            .collect();
     }
     let mut g = vec![T::zero(); n * n];
-    gemm(&mut g, (n, d, n), a, Op::N, a, Op::T, T::one(), false, false);
-    let masked = matches!(cfg.rule, Rule::Knn { .. } | Rule::Threshold { top_k: Some(_) });
+    gemm(
+        &mut g,
+        (n, d, n),
+        a,
+        Op::N,
+        a,
+        Op::T,
+        T::one(),
+        false,
+        false,
+    );
+    let masked = matches!(
+        cfg.rule,
+        Rule::Knn { .. } | Rule::Threshold { top_k: Some(_) }
+    );
     (0..n * n)
         .map(|k| {
             let (i, j) = (k / n, k % n);
@@ -188,16 +235,19 @@ fn structure_grad<T: Real>(
 
 /// ε-ball: `margin_ij = eps − ‖f_i − f_j‖`, so `∂L/∂f_i = Σ_j Q_ij (f_i − f_j)` with
 /// `Q_ij = −(dm_ij + dm_ji) / dist_ij` off the diagonal.
-fn eps_backward<T: Real>(
-    scorer: &Scorer<T>,
-    f: &[T],
-    n: usize,
-    d: usize,
-    dm: &[T],
-    df: &mut [T],
-) {
+fn eps_backward<T: Real>(scorer: &Scorer<T>, f: &[T], n: usize, d: usize, dm: &[T], df: &mut [T]) {
     let mut gram = vec![T::zero(); n * n];
-    gemm(&mut gram, (n, d, n), f, Op::N, f, Op::T, T::one(), false, false);
+    gemm(
+        &mut gram,
+        (n, d, n),
+        f,
+        Op::N,
+        f,
+        Op::T,
+        T::one(),
+        false,
+        false,
+    );
     let mut q = vec![T::zero(); n * n];
     for i in 0..n {
         for j in 0..n {
@@ -210,7 +260,17 @@ fn eps_backward<T: Real>(
         }
     }
     let mut qf = vec![T::zero(); n * d];
-    gemm(&mut qf, (n, n, d), &q, Op::N, f, Op::N, T::one(), false, false);
+    gemm(
+        &mut qf,
+        (n, n, d),
+        &q,
+        Op::N,
+        f,
+        Op::N,
+        T::one(),
+        false,
+        false,
+    );
     for i in 0..n {
         let rs: T = q[i * n..(i + 1) * n].iter().copied().sum();
         for k in 0..d {

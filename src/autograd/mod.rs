@@ -7,8 +7,8 @@ mod incidence;
 pub(crate) use incidence::validate_features;
 
 pub use conv::{
-    conv, conv_backward, conv_forward, hypergraph_conv_backward, hypergraph_conv_forward,
-    ConvCtx, ConvGrads, HypergraphConvCtx, HypergraphConvGrads,
+    conv, conv_backward, conv_forward, hypergraph_conv_backward, hypergraph_conv_forward, ConvCtx,
+    ConvGrads, HypergraphConvCtx, HypergraphConvGrads,
 };
 pub use hsc::{hsc_backward, hsc_forward, Activation, HscCtx, HscGrads, HscOutput, HscParams};
 pub use incidence::{

@@ -9,6 +9,7 @@ use crate::hypergraph::{
 };
 use crate::real::Real;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Rows of the similarity computed per task.
 const BLOCK_ROWS: usize = 64;
@@ -33,14 +34,22 @@ impl<T: Real> Scorer<T> {
             Rule::EpsBall { eps } => Some(T::of(eps)),
             _ => None,
         };
-        let sq: Vec<T> = a.chunks(d.max(1)).map(|r| r.iter().map(|&x| x * x).sum()).collect();
+        let sq: Vec<T> = a
+            .chunks(d.max(1))
+            .map(|r| r.iter().map(|&x| x * x).sum())
+            .collect();
         let floor = T::of(cfg.norm_eps);
         let inv = if eps.is_some() || normalised {
             vec![T::one(); sq.len()]
         } else {
             sq.iter().map(|&s| T::one() / s.sqrt().max(floor)).collect()
         };
-        Scorer { inv, sq, tau: T::of(cfg.tau), eps }
+        Scorer {
+            inv,
+            sq,
+            tau: T::of(cfg.tau),
+            eps,
+        }
     }
 
     /// Cosine similarity of rows `i` and `j` from their Gram entry.
@@ -94,7 +103,10 @@ pub(crate) fn build_image<T: Real>(
                 *s = *s + x;
             }
         }
-        return ImageGraph { incidence: Incidence::Dense { h }, d_e };
+        return ImageGraph {
+            incidence: Incidence::Dense { h },
+            d_e,
+        };
     }
 
     let incidence = match selection {
@@ -118,33 +130,56 @@ pub(crate) fn symmetric_bitmask<T: Real>(
 ) -> Bitmask {
     let mut upper = Bitmask::zeros(n, n);
     let wpr = upper.words_per_row();
-    upper.words_mut().par_chunks_mut(BLOCK_ROWS * wpr).enumerate().for_each(|(blk, words)| {
-        let r0 = blk * BLOCK_ROWS;
-        let rows = words.len() / wpr;
-        let cols = n - r0;
-        let mut g = vec![T::zero(); rows * cols];
-        let lhs = &a[r0 * d..(r0 + rows) * d];
-        gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
-        for r in 0..rows {
-            let i = r0 + r;
-            let row = &mut words[r * wpr..(r + 1) * wpr];
-            row[i / 64] |= 1 << (i % 64);
-            for j in i + 1..n {
-                if scorer.margin(i, j, g[r * cols + j - r0]) > T::zero() {
-                    row[j / 64] |= 1 << (j % 64);
+    upper
+        .words_mut()
+        .par_chunks_mut(BLOCK_ROWS * wpr)
+        .enumerate()
+        .for_each(|(blk, words)| {
+            let r0 = blk * BLOCK_ROWS;
+            let rows = words.len() / wpr;
+            let cols = n - r0;
+            let mut g = vec![T::zero(); rows * cols];
+            let lhs = &a[r0 * d..(r0 + rows) * d];
+            gemm(
+                &mut g,
+                (rows, d, cols),
+                lhs,
+                Op::N,
+                &a[r0 * d..],
+                Op::T,
+                T::one(),
+                false,
+                false,
+            );
+            for r in 0..rows {
+                let i = r0 + r;
+                let row = &mut words[r * wpr..(r + 1) * wpr];
+                row[i / 64] |= 1 << (i % 64);
+                for j in i + 1..n {
+                    if scorer.margin(i, j, g[r * cols + j - r0]) > T::zero() {
+                        row[j / 64] |= 1 << (j % 64);
+                    }
                 }
             }
-        }
-    });
+        });
     let lower = upper.transpose();
     let mut sym = upper;
-    sym.words_mut().iter_mut().zip(lower.words()).for_each(|(u, l)| *u |= l);
+    sym.words_mut()
+        .iter_mut()
+        .zip(lower.words())
+        .for_each(|(u, l)| *u |= l);
     sym
 }
 
 /// Members of each hyperedge `e` (column `e` of `H`) under a selection rule: the centre,
 /// then the `k − 1` most similar other vertices (ties to the lower index), counting only
 /// vertices above the threshold when `thresholded` (the top-k cap).
+///
+/// Only the upper triangle of the Gram matrix is computed: a block of rows `[r0, r1)` against
+/// columns `[r0, N)` offers each of its rows the pairs in that range, and (by symmetry)
+/// each later row `j` the pairs `(i, j)` with `i` in the block. Every row keeps a running
+/// shortlist, cut back to its best `k − 1` when it grows past twice that; the union of
+/// per-part best lists holds the overall best, so the result is exact.
 fn select_members<T: Real>(
     a: &[T],
     n: usize,
@@ -153,21 +188,66 @@ fn select_members<T: Real>(
     k: usize,
     thresholded: bool,
 ) -> Csr {
-    let blocks: Vec<Vec<Vec<u32>>> = (0..n.div_ceil(BLOCK_ROWS))
+    let keep = k - 1;
+    let shortlists: Vec<Mutex<Vec<(T, u32)>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
+    let offer = |row: usize, mut cands: Vec<(T, u32)>| {
+        if keep == 0 || cands.is_empty() {
+            return;
+        }
+        best_first(&mut cands, keep);
+        let mut list = shortlists[row].lock().unwrap_or_else(|p| p.into_inner());
+        list.extend(cands);
+        if list.len() > 2 * keep {
+            best_first(&mut list, keep);
+        }
+    };
+    (0..n.div_ceil(BLOCK_ROWS)).into_par_iter().for_each(|blk| {
+        let r0 = blk * BLOCK_ROWS;
+        let rows = BLOCK_ROWS.min(n - r0);
+        let cols = n - r0;
+        let mut g = vec![T::zero(); rows * cols];
+        let lhs = &a[r0 * d..(r0 + rows) * d];
+        gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
+        let kept = |i: usize, j: usize, gij: T| -> Option<(T, u32)> {
+            let passes = !thresholded || scorer.margin(i, j, gij) > T::zero();
+            (i != j && passes).then(|| (scorer.similarity(i, j, gij), j as u32))
+        };
+        for r in 0..rows {
+            let i = r0 + r;
+            let row = &g[r * cols..(r + 1) * cols];
+            offer(i, (r0..n).filter_map(|j| kept(i, j, row[j - r0])).collect());
+        }
+        for j in r0 + rows..n {
+            offer(j, (0..rows).filter_map(|r| kept(j, r0 + r, g[r * cols + j - r0])).collect());
+        }
+    });
+    let rows: Vec<Vec<u32>> = shortlists
         .into_par_iter()
-        .map(|blk| {
-            let r0 = blk * BLOCK_ROWS;
-            let rows = BLOCK_ROWS.min(n - r0);
-            let mut g = vec![T::zero(); rows * n];
-            let lhs = &a[r0 * d..(r0 + rows) * d];
-            gemm(&mut g, (rows, d, n), lhs, Op::N, a, Op::T, T::one(), false, false);
-            (0..rows)
-                .map(|r| select_row(r0 + r, &g[r * n..(r + 1) * n], scorer, k, thresholded))
-                .collect()
+        .enumerate()
+        .map(|(e, list)| {
+            let mut list = list.into_inner().unwrap_or_else(|p| p.into_inner());
+            best_first(&mut list, keep);
+            let mut members: Vec<u32> = list.into_iter().map(|(_, j)| j).collect();
+            members.push(e as u32);
+            members.sort_unstable();
+            members
         })
         .collect();
-    let rows: Vec<Vec<u32>> = blocks.into_iter().flatten().collect();
     Csr::from_rows(n, &rows)
+}
+
+/// Truncates `cands` to its best `keep` entries: descending similarity, ties to the lower
+/// index (a total order, so the result does not depend on the input order).
+fn best_first<T: Real>(cands: &mut Vec<(T, u32)>, keep: usize) {
+    let order = |x: &(T, u32), y: &(T, u32)| {
+        y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal).then(x.1.cmp(&y.1))
+    };
+    if keep < cands.len() {
+        if keep > 0 {
+            cands.select_nth_unstable_by(keep - 1, order);
+        }
+        cands.truncate(keep);
+    }
 }
 
 /// The selection for hyperedge `e` from its Gram row `s` (`S_ej = S_je`).
@@ -180,7 +260,8 @@ pub(crate) fn select_row<T: Real>(
 ) -> Vec<u32> {
     let mut candidates: Vec<u32> = (0..s.len() as u32)
         .filter(|&j| {
-            j as usize != e && (!thresholded || scorer.margin(e, j as usize, s[j as usize]) > T::zero())
+            j as usize != e
+                && (!thresholded || scorer.margin(e, j as usize, s[j as usize]) > T::zero())
         })
         .collect();
     let keep = (k - 1).min(candidates.len());
@@ -248,15 +329,21 @@ fn symmetric_incidence<T: Real>(h: Bitmask, repr: Representation) -> Incidence<T
     match resolve(repr, density) {
         Representation::Csr => {
             let c = h.to_csr(false);
-            Incidence::Csr { by_vertex: c.clone(), by_edge: c }
+            Incidence::Csr {
+                by_vertex: c.clone(),
+                by_edge: c,
+            }
         }
         Representation::ComplementCsr => {
             let c = h.to_csr(true);
-            Incidence::Complement { by_vertex: c.clone(), by_edge: c }
+            Incidence::Complement {
+                by_vertex: c.clone(),
+                by_edge: c,
+            }
         }
-        Representation::Dense => {
-            Incidence::Dense { h: Incidence::<T>::Bitmask { h, ht: None }.to_dense(n) }
-        }
+        Representation::Dense => Incidence::Dense {
+            h: Incidence::<T>::Bitmask { h, ht: None }.to_dense(n),
+        },
         _ => Incidence::Bitmask { h, ht: None },
     }
 }
@@ -267,16 +354,17 @@ fn selected_incidence<T: Real>(by_edge: Csr, repr: Representation) -> Incidence<
     let density = by_edge.nnz() as f64 / (n * n) as f64;
     let by_vertex = by_edge.transpose();
     match resolve(repr, density) {
-        Representation::Bitmask => {
-            Incidence::Bitmask { h: by_vertex.to_bitmask(), ht: Some(by_edge.to_bitmask()) }
-        }
+        Representation::Bitmask => Incidence::Bitmask {
+            h: by_vertex.to_bitmask(),
+            ht: Some(by_edge.to_bitmask()),
+        },
         Representation::ComplementCsr => Incidence::Complement {
             by_vertex: by_vertex.to_bitmask().to_csr(true),
             by_edge: by_edge.to_bitmask().to_csr(true),
         },
-        Representation::Dense => {
-            Incidence::Dense { h: Incidence::<T>::Csr { by_vertex, by_edge }.to_dense(n) }
-        }
+        Representation::Dense => Incidence::Dense {
+            h: Incidence::<T>::Csr { by_vertex, by_edge }.to_dense(n),
+        },
         _ => Incidence::Csr { by_vertex, by_edge },
     }
 }
@@ -302,8 +390,6 @@ fn hard_edge_degrees<T: Real>(inc: &Incidence<T>, n: usize) -> Vec<T> {
         Incidence::Complement { by_edge, .. } => {
             (0..n).map(|e| count(n - by_edge.row(e).len())).collect()
         }
-        Incidence::Dense { h } => {
-            (0..n).map(|e| (0..n).map(|i| h[i * n + e]).sum()).collect()
-        }
+        Incidence::Dense { h } => (0..n).map(|e| (0..n).map(|i| h[i * n + e]).sum()).collect(),
     }
 }

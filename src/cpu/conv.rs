@@ -78,11 +78,16 @@ pub fn scalings<T: Real>(
             let s: Vec<T> = d_v.iter().map(|&x| inv(x, half)).collect();
             (s.clone(), s)
         }
-        Normalization::RandomWalk => {
-            (vec![T::one(); n], d_v.iter().map(|&x| inv(x, T::one())).collect())
-        }
+        Normalization::RandomWalk => (
+            vec![T::one(); n],
+            d_v.iter().map(|&x| inv(x, T::one())).collect(),
+        ),
     };
-    let b_e = w.iter().zip(&g.d_e).map(|(&w, &de)| w * inv(de, T::one())).collect();
+    let b_e = w
+        .iter()
+        .zip(&g.d_e)
+        .map(|(&w, &de)| w * inv(de, T::one()))
+        .collect();
     Ok(Scalings { d_v, s_v, a_v, b_e })
 }
 
@@ -118,7 +123,12 @@ pub fn forward<T: Real>(
         apply(&g.incidence, n, Side::H, &e, c, &ones, y);
         let v = y.to_vec();
         scale_rows(y, c, &sc.a_v);
-        Some(ImageConvCtx { scalings: sc, p: p?, u: u?, v })
+        Some(ImageConvCtx {
+            scalings: sc,
+            p: p?,
+            u: u?,
+            v,
+        })
     } else {
         apply(&g.incidence, n, Side::H, &e, c, &sc.a_v, y);
         None
@@ -184,8 +194,28 @@ pub fn backward<T: Real>(
         .collect();
 
     let mut dxv = vec![T::zero(); n * dx];
-    gemm(&mut dxv, (n, c, dx), &dp, Op::N, theta, Op::T, T::one(), false, true);
-    gemm(d_theta, (dx, n, c), x, Op::T, &dp, Op::N, T::one(), true, true);
+    gemm(
+        &mut dxv,
+        (n, c, dx),
+        &dp,
+        Op::N,
+        theta,
+        Op::T,
+        T::one(),
+        false,
+        true,
+    );
+    gemm(
+        d_theta,
+        (dx, n, c),
+        x,
+        Op::T,
+        &dp,
+        Op::N,
+        T::one(),
+        true,
+        true,
+    );
 
     let dh = need_dh.then(|| {
         // dH = Z dUᵀ + dV Eᵀ + dd_v wᵀ + 1 dd_eᵀ.
@@ -194,8 +224,28 @@ pub fn backward<T: Real>(
         let mut e = ctx.u.clone();
         scale_rows(&mut e, c, &sc.b_e);
         let mut dh = vec![T::zero(); n * n];
-        gemm(&mut dh, (n, c, n), &z, Op::N, &du, Op::T, T::one(), false, true);
-        gemm(&mut dh, (n, c, n), &dv, Op::N, &e, Op::T, T::one(), true, true);
+        gemm(
+            &mut dh,
+            (n, c, n),
+            &z,
+            Op::N,
+            &du,
+            Op::T,
+            T::one(),
+            false,
+            true,
+        );
+        gemm(
+            &mut dh,
+            (n, c, n),
+            &dv,
+            Op::N,
+            &e,
+            Op::T,
+            T::one(),
+            true,
+            true,
+        );
         for (i, row) in dh.chunks_mut(n).enumerate() {
             for (e, v) in row.iter_mut().enumerate() {
                 *v = *v + dd_v[i] * w[e] + dd_e[e];
@@ -216,5 +266,8 @@ pub(crate) fn scale_rows<T: Real>(m: &mut [T], c: usize, s: &[T]) {
 }
 
 fn row_dots<T: Real>(a: &[T], b: &[T], c: usize) -> Vec<T> {
-    a.chunks(c).zip(b.chunks(c)).map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p * q).sum()).collect()
+    a.chunks(c)
+        .zip(b.chunks(c))
+        .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p * q).sum())
+        .collect()
 }

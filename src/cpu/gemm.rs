@@ -42,7 +42,11 @@ pub fn gemm<T: Real>(
     let lhs = view(a, ar, ac, op_a);
     let rhs = view(b, br, bc, op_b);
     let dst = MatMut::from_row_major_slice_mut(&mut c[..m * n], m, n);
-    let accum = if accumulate { Accum::Add } else { Accum::Replace };
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
     let par = if parallel { Par::rayon(0) } else { Par::Seq };
     if k == 0 {
         if !accumulate {

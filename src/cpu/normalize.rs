@@ -5,13 +5,14 @@ use rayon::prelude::*;
 
 /// Writes `f̂` into `out` and each row's norm `‖f_i‖` into `norms` (rows of length `d`).
 pub fn row_normalize<T: Real>(f: &[T], d: usize, eps: T, out: &mut [T], norms: &mut [T]) {
-    out.par_chunks_mut(d).zip(f.par_chunks(d)).zip(norms.par_iter_mut()).for_each(
-        |((o, row), norm)| {
+    out.par_chunks_mut(d)
+        .zip(f.par_chunks(d))
+        .zip(norms.par_iter_mut())
+        .for_each(|((o, row), norm)| {
             *norm = row.iter().map(|&x| x * x).sum::<T>().sqrt();
             let inv = T::one() / norm.max(eps);
             o.iter_mut().zip(row).for_each(|(o, &x)| *o = x * inv);
-        },
-    );
+        });
 }
 
 /// `df = (df̂ − f̂ ⟨f̂, df̂⟩) / ‖f‖` where `‖f‖ > eps`, else `df̂ / eps` (the floor is

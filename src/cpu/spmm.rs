@@ -73,9 +73,11 @@ pub fn matvec<T: Real>(inc: &Incidence<T>, n: usize, side: Side, v: &[T]) -> Vec
 }
 
 fn scale_rows<T: Real>(out: &mut [T], c: usize, scale: &[T]) {
-    out.par_chunks_mut(c.max(1)).zip(scale.par_iter()).for_each(|(row, &s)| {
-        row.iter_mut().for_each(|x| *x = *x * s);
-    });
+    out.par_chunks_mut(c.max(1))
+        .zip(scale.par_iter())
+        .for_each(|(row, &s)| {
+            row.iter_mut().for_each(|x| *x = *x * s);
+        });
 }
 
 fn column_sums<T: Real>(m: &[T], c: usize) -> Vec<T> {
@@ -124,20 +126,32 @@ fn bitmask_product<T: Real>(bits: &Bitmask, m: &[T], c: usize, scale: &[T], out:
     if c == 0 {
         return;
     }
-    out.par_chunks_mut(TILE_ROWS * c).enumerate().for_each(|(t, o)| {
-        let r0 = t * TILE_ROWS;
-        let rows = o.len() / c;
-        let mut tile = vec![T::zero(); rows * n_cols];
-        for r in 0..rows {
-            let dst = &mut tile[r * n_cols..(r + 1) * n_cols];
-            for j in bits.iter_row(r0 + r) {
-                dst[j] = T::one();
+    out.par_chunks_mut(TILE_ROWS * c)
+        .enumerate()
+        .for_each(|(t, o)| {
+            let r0 = t * TILE_ROWS;
+            let rows = o.len() / c;
+            let mut tile = vec![T::zero(); rows * n_cols];
+            for r in 0..rows {
+                let dst = &mut tile[r * n_cols..(r + 1) * n_cols];
+                for j in bits.iter_row(r0 + r) {
+                    dst[j] = T::one();
+                }
             }
-        }
-        gemm(o, (rows, n_cols, c), &tile, Op::N, m, Op::N, T::one(), false, false);
-        for (r, row) in o.chunks_mut(c).enumerate() {
-            let s = scale[r0 + r];
-            row.iter_mut().for_each(|x| *x = *x * s);
-        }
-    });
+            gemm(
+                o,
+                (rows, n_cols, c),
+                &tile,
+                Op::N,
+                m,
+                Op::N,
+                T::one(),
+                false,
+                false,
+            );
+            for (r, row) in o.chunks_mut(c).enumerate() {
+                let s = scale[r0 + r];
+                row.iter_mut().for_each(|x| *x = *x * s);
+            }
+        });
 }

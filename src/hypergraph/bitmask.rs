@@ -19,14 +19,23 @@ impl Bitmask {
     /// An all-zero `n_rows × n_cols` bit matrix.
     pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
         let words_per_row = n_cols.div_ceil(64);
-        Bitmask { n_rows, n_cols, words_per_row, words: vec![0; n_rows * words_per_row] }
+        Bitmask {
+            n_rows,
+            n_cols,
+            words_per_row,
+            words: vec![0; n_rows * words_per_row],
+        }
     }
 
     /// Wraps words laid out as described on the type; `None` if the length disagrees.
     pub fn from_words(n_rows: usize, n_cols: usize, words: Vec<u64>) -> Option<Self> {
         let words_per_row = n_cols.div_ceil(64);
-        (words.len() == n_rows * words_per_row)
-            .then_some(Bitmask { n_rows, n_cols, words_per_row, words })
+        (words.len() == n_rows * words_per_row).then_some(Bitmask {
+            n_rows,
+            n_cols,
+            words_per_row,
+            words,
+        })
     }
 
     pub fn n_rows(&self) -> usize {
@@ -92,22 +101,25 @@ impl Bitmask {
         let mut out = Bitmask::zeros(self.n_cols, self.n_rows);
         let out_wpr = out.words_per_row;
         let in_blocks = self.n_rows.div_ceil(64);
-        out.words.par_chunks_mut(64 * out_wpr.max(1)).enumerate().for_each(|(jb, rows)| {
-            // Output rows 64·jb.. are input columns 64·jb..: word `jb` of each input row.
-            for ib in 0..in_blocks {
-                let mut block = [0u64; 64];
-                for (r, slot) in block.iter_mut().enumerate() {
-                    let i = ib * 64 + r;
-                    if i < self.n_rows {
-                        *slot = self.words[i * self.words_per_row + jb];
+        out.words
+            .par_chunks_mut(64 * out_wpr.max(1))
+            .enumerate()
+            .for_each(|(jb, rows)| {
+                // Output rows 64·jb.. are input columns 64·jb..: word `jb` of each input row.
+                for ib in 0..in_blocks {
+                    let mut block = [0u64; 64];
+                    for (r, slot) in block.iter_mut().enumerate() {
+                        let i = ib * 64 + r;
+                        if i < self.n_rows {
+                            *slot = self.words[i * self.words_per_row + jb];
+                        }
+                    }
+                    transpose64(&mut block);
+                    for (r, row) in rows.chunks_mut(out_wpr).enumerate() {
+                        row[ib] = block[r];
                     }
                 }
-                transpose64(&mut block);
-                for (r, row) in rows.chunks_mut(out_wpr).enumerate() {
-                    row[ib] = block[r];
-                }
-            }
-        });
+            });
         out
     }
 
@@ -120,7 +132,11 @@ impl Bitmask {
                     let mut c = Vec::new();
                     for (w, &word) in self.row(i).iter().enumerate() {
                         let valid = (self.n_cols - w * 64).min(64);
-                        let mask = if valid == 64 { u64::MAX } else { (1u64 << valid) - 1 };
+                        let mask = if valid == 64 {
+                            u64::MAX
+                        } else {
+                            (1u64 << valid) - 1
+                        };
                         let mut bits = !word & mask;
                         while bits != 0 {
                             c.push((w * 64 + bits.trailing_zeros() as usize) as u32);
@@ -175,7 +191,11 @@ impl Csr {
             col_idx.extend_from_slice(r);
             row_ptr.push(col_idx.len());
         }
-        Csr { n_cols, row_ptr, col_idx }
+        Csr {
+            n_cols,
+            row_ptr,
+            col_idx,
+        }
     }
 
     pub fn n_rows(&self) -> usize {
@@ -221,7 +241,11 @@ impl Csr {
                 next[c as usize] += 1;
             }
         }
-        Csr { n_cols: self.n_rows(), row_ptr, col_idx }
+        Csr {
+            n_cols: self.n_rows(),
+            row_ptr,
+            col_idx,
+        }
     }
 
     /// The same pattern as a bitmask.

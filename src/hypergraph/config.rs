@@ -108,17 +108,26 @@ impl HypergraphConfig {
 
     /// The paper's rule capped to `top_k` members per hyperedge.
     pub fn top_k(k: usize) -> Self {
-        Self { rule: Rule::Threshold { top_k: Some(k) }, ..Self::default() }
+        Self {
+            rule: Rule::Threshold { top_k: Some(k) },
+            ..Self::default()
+        }
     }
 
     /// HGNN's kNN rule.
     pub fn knn(k: usize) -> Self {
-        Self { rule: Rule::Knn { k }, ..Self::default() }
+        Self {
+            rule: Rule::Knn { k },
+            ..Self::default()
+        }
     }
 
     /// Hyper-YOLO's ε-ball rule.
     pub fn eps_ball(eps: f64) -> Self {
-        Self { rule: Rule::EpsBall { eps }, ..Self::default() }
+        Self {
+            rule: Rule::EpsBall { eps },
+            ..Self::default()
+        }
     }
 
     /// Returns the config with another incidence mode.
@@ -133,7 +142,10 @@ impl HypergraphConfig {
 
     /// Returns the config with another storage choice.
     pub fn with_representation(self, representation: Representation) -> Self {
-        Self { representation, ..self }
+        Self {
+            representation,
+            ..self
+        }
     }
 
     /// Checks every scalar against `n` vertices per image.
@@ -145,7 +157,11 @@ impl HypergraphConfig {
             return Err(Error::invalid("tau", "a finite value", self.tau));
         }
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
-            return Err(Error::invalid("norm_eps", "a finite value > 0", self.norm_eps));
+            return Err(Error::invalid(
+                "norm_eps",
+                "a finite value > 0",
+                self.norm_eps,
+            ));
         }
         let check_k = |arg: &str, k: usize| {
             if k == 0 || k > n {
@@ -169,6 +185,9 @@ impl HypergraphConfig {
 
     /// Whether `H` is symmetric by construction (threshold without a cap, ε-ball).
     pub fn is_symmetric(&self) -> bool {
-        matches!(self.rule, Rule::Threshold { top_k: None } | Rule::EpsBall { .. })
+        matches!(
+            self.rule,
+            Rule::Threshold { top_k: None } | Rule::EpsBall { .. }
+        )
     }
 }

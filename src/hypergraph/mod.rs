@@ -146,6 +146,9 @@ impl<T: Real> Hypergraph<T> {
 
     /// Dense `[B, N, N]` incidence, row-major.
     pub fn to_dense(&self) -> Vec<T> {
-        self.images.iter().flat_map(|g| g.incidence.to_dense(self.n)).collect()
+        self.images
+            .iter()
+            .flat_map(|g| g.incidence.to_dense(self.n))
+            .collect()
     }
 }

@@ -20,7 +20,11 @@ impl DegreeStats {
             sum += v;
             count += 1;
         }
-        DegreeStats { min, mean: sum / count.max(1) as f64, max }
+        DegreeStats {
+            min,
+            mean: sum / count.max(1) as f64,
+            max,
+        }
     }
 }
 
@@ -51,7 +55,9 @@ impl<T: Real> Hypergraph<T> {
             density: nnz as f64 / (self.images.len() * n * n) as f64,
             vertex_degree: DegreeStats::of(d_v.into_iter()),
             hyperedge_degree: DegreeStats::of(
-                self.images.iter().flat_map(|g| g.d_e.iter().map(|v| v.to64())),
+                self.images
+                    .iter()
+                    .flat_map(|g| g.d_e.iter().map(|v| v.to64())),
             ),
             representation: self.images.first().map_or("none", |g| g.incidence.kind()),
         }
@@ -61,12 +67,13 @@ impl<T: Real> Hypergraph<T> {
 fn vertex_degrees<T: Real>(inc: &Incidence<T>, n: usize) -> Vec<f64> {
     match inc {
         Incidence::Bitmask { h, .. } => (0..n).map(|i| h.row_count(i) as f64).collect(),
-        Incidence::Csr { by_vertex, .. } => {
-            (0..n).map(|i| by_vertex.row(i).len() as f64).collect()
-        }
-        Incidence::Complement { by_vertex, .. } => {
-            (0..n).map(|i| (n - by_vertex.row(i).len()) as f64).collect()
-        }
-        Incidence::Dense { h } => h.chunks(n).map(|r| r.iter().map(|v| v.to64()).sum()).collect(),
+        Incidence::Csr { by_vertex, .. } => (0..n).map(|i| by_vertex.row(i).len() as f64).collect(),
+        Incidence::Complement { by_vertex, .. } => (0..n)
+            .map(|i| (n - by_vertex.row(i).len()) as f64)
+            .collect(),
+        Incidence::Dense { h } => h
+            .chunks(n)
+            .map(|r| r.iter().map(|v| v.to64()).sum())
+            .collect(),
     }
 }
