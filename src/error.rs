@@ -52,6 +52,10 @@ pub enum Error {
     /// A file that was read but holds something other than what was expected.
     #[error("bad file {}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
+
+    /// A failure of the CUDA driver, cuBLAS, or a kernel check of the host emulator.
+    #[error("device error in `{op}`: {msg}")]
+    Device { op: String, msg: String },
 }
 
 impl Error {

@@ -23,6 +23,7 @@
 
 pub mod autograd;
 pub mod cpu;
+pub mod cuda;
 pub mod dense;
 pub mod error;
 pub mod hypergraph;

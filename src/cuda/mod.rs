@@ -1,0 +1,31 @@
+//! The CUDA backend: hand-written kernels (`kernels/*.cu`) behind a safe API.
+//!
+//! A [`Device`] is either a CUDA GPU driven through cudarc (feature `cuda`) or the host
+//! emulator, which runs the very same kernel sources on the CPU with barrier, warp, bounds and
+//! shared-memory race checks (always built; it is how the kernels are tested without a GPU).
+//! [`DeviceBuffer`]s hold typed device memory; the functions in [`ops`] check every shape and
+//! length, compute the launch parameters and launch. [`hypergraph`] builds a hypergraph and runs
+//! the hypergraph convolution on a device with the same configuration types as the CPU path.
+//!
+//! [`Backend::detect`] picks the GPU when there is one and the CPU path otherwise (one log
+//! line, never a panic); its `build_hypergraph` and `conv` take the CPU path's arguments.
+//!
+//! Layouts are the CPU path's: features row-major `[B, N, D]`; the hard incidence bitmask has
+//! per image `N` rows of `2·ceil(N/64)` u32 words, the bytes of the CPU's u64 words.
+
+mod backend;
+mod device;
+#[cfg(feature = "cuda")]
+mod driver;
+pub mod emu;
+pub mod hypergraph;
+pub mod ops;
+
+pub use backend::{Backend, Graph};
+pub(crate) use device::GemmSpec;
+pub use device::{Device, DeviceBuffer, Elem, Float};
+pub(crate) use device::{KArg, LaunchCfg};
+pub use hypergraph::{
+    build_hypergraph, build_on_device, conv, conv_backward, conv_backward_device, conv_device,
+    DeviceConvGrads, DeviceHypergraph,
+};
