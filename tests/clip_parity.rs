@@ -174,7 +174,7 @@ fn gradients_reach_prompt_tokens_in_differentiable_mode() {
     let v = m.vision.forward(&x, &VisionOptions { prompts: Some(&vprompts), ..Default::default() }).unwrap();
     // the differentiable path computes the same values
     assert_close("differentiable text embeds", &t.text_embeds, &npy("tprompt_embeds_nodeep.npy"), TOL);
-    let loss = ((t.text_embeds * v.image_embeds).unwrap().sum_all().unwrap()).unwrap();
+    let loss = (t.text_embeds * v.image_embeds).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     for (name, var) in [("text prefix", &prefix), ("vision prompt", &vp)] {
         let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
