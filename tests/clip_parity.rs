@@ -31,12 +31,20 @@ fn check_layers(what: &str, got: &std::collections::BTreeMap<usize, Tensor>, wan
 fn vision_tower_matches_transformers() {
     let m = tiny(DType::F32);
     let x = pixels(&["pixels_rgb_32.npy", "pixels_grey_32.npy"]);
-    let opts = VisionOptions { layers: all_layers(4), ..Default::default() };
+    let opts = VisionOptions {
+        layers: all_layers(4),
+        ..Default::default()
+    };
     let out = m.vision.forward(&x, &opts).unwrap();
     assert_eq!(out.grid, (4, 4));
     check_layers("vision", &out.layers, &npy("vision_hidden.npy"));
     assert_close("vision pooled", &out.pooled, &npy("vision_pooled.npy"), TOL);
-    assert_close("vision embeds", &out.image_embeds, &npy("vision_embeds.npy"), TOL);
+    assert_close(
+        "vision embeds",
+        &out.image_embeds,
+        &npy("vision_embeds.npy"),
+        TOL,
+    );
     assert_eq!(out.patch_tokens(4).unwrap().dims(), &[2, 16, 32]);
 }
 
@@ -44,17 +52,28 @@ fn vision_tower_matches_transformers() {
 fn other_grid_interpolates_position_embeddings_bicubically_like_transformers() {
     let m = tiny(DType::F32);
     let x = pixels(&["pixels_rgb_48.npy"]);
-    let opts = VisionOptions { layers: all_layers(4), ..Default::default() };
+    let opts = VisionOptions {
+        layers: all_layers(4),
+        ..Default::default()
+    };
     let out = m.vision.forward(&x, &opts).unwrap();
     assert_eq!(out.grid, (6, 6));
     check_layers("vision 48px", &out.layers, &npy("vision48_hidden.npy"));
-    assert_close("vision 48px embeds", &out.image_embeds, &npy("vision48_embeds.npy"), TOL);
+    assert_close(
+        "vision 48px embeds",
+        &out.image_embeds,
+        &npy("vision48_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
 fn position_embeddings_match_torch_interpolate_for_both_modes() {
     let m = tiny(DType::F32);
-    for (mode, how) in [("bicubic", PosInterpolation::Bicubic), ("bilinear", PosInterpolation::Bilinear)] {
+    for (mode, how) in [
+        ("bicubic", PosInterpolation::Bicubic),
+        ("bilinear", PosInterpolation::Bilinear),
+    ] {
         for (gh, gw) in [(6, 6), (7, 5)] {
             let got = m.vision.position_embeddings(gh, gw, how).unwrap();
             let want = npy(&format!("pos_{mode}_{gh}x{gw}.npy"));
@@ -73,32 +92,70 @@ fn bilinear_interpolation_runs_anomalyclip_style() {
         ..Default::default()
     };
     let out = m.vision.forward(&x, &opts).unwrap();
-    check_layers("vision 48px bilinear", &out.layers, &npy("vision48_bilinear_hidden.npy"));
-    assert_close("vision 48px bilinear embeds", &out.image_embeds, &npy("vision48_bilinear_embeds.npy"), TOL);
+    check_layers(
+        "vision 48px bilinear",
+        &out.layers,
+        &npy("vision48_bilinear_hidden.npy"),
+    );
+    assert_close(
+        "vision 48px bilinear embeds",
+        &out.image_embeds,
+        &npy("vision48_bilinear_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
 fn dpam_value_value_path_matches_reference() {
     let m = tiny(DType::F32);
     let x = pixels(&["pixels_rgb_32.npy", "pixels_grey_32.npy"]);
-    let opts = VisionOptions { layers: all_layers(4), dpam_from: Some(3), ..Default::default() };
+    let opts = VisionOptions {
+        layers: all_layers(4),
+        dpam_from: Some(3),
+        ..Default::default()
+    };
     let out = m.vision.forward(&x, &opts).unwrap();
     check_layers("dpam", &out.layers, &npy("dpam_hidden.npy"));
     // the image embedding keeps the original path
-    assert_close("dpam embeds", &out.image_embeds, &npy("dpam_embeds.npy"), TOL);
-    assert_close("dpam embeds = plain", &out.image_embeds, &npy("vision_embeds.npy"), TOL);
+    assert_close(
+        "dpam embeds",
+        &out.image_embeds,
+        &npy("dpam_embeds.npy"),
+        TOL,
+    );
+    assert_close(
+        "dpam embeds = plain",
+        &out.image_embeds,
+        &npy("vision_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
 fn vision_prompts_are_appended_replaced_and_stripped() {
     let m = tiny(DType::F32);
     let x = pixels(&["pixels_rgb_32.npy", "pixels_grey_32.npy"]);
-    let prompts = VisionPrompts::new().at(1, npy("vprompt_1.npy")).at(3, npy("vprompt_3.npy"));
-    let opts = VisionOptions { layers: all_layers(4), prompts: Some(&prompts), ..Default::default() };
+    let prompts = VisionPrompts::new()
+        .at(1, npy("vprompt_1.npy"))
+        .at(3, npy("vprompt_3.npy"));
+    let opts = VisionOptions {
+        layers: all_layers(4),
+        prompts: Some(&prompts),
+        ..Default::default()
+    };
     let out = m.vision.forward(&x, &opts).unwrap();
-    assert_eq!(out.layers[&2].dims(), &[2, 17, 32], "prompt tokens stripped");
+    assert_eq!(
+        out.layers[&2].dims(),
+        &[2, 17, 32],
+        "prompt tokens stripped"
+    );
     check_layers("vision prompts", &out.layers, &npy("vprompt_hidden.npy"));
-    assert_close("vision prompts embeds", &out.image_embeds, &npy("vprompt_embeds.npy"), TOL);
+    assert_close(
+        "vision prompts embeds",
+        &out.image_embeds,
+        &npy("vprompt_embeds.npy"),
+        TOL,
+    );
 
     let prompts = VisionPrompts::new().at(2, npy("vprompt_1.npy"));
     let opts = VisionOptions {
@@ -108,24 +165,46 @@ fn vision_prompts_are_appended_replaced_and_stripped() {
         ..Default::default()
     };
     let out = m.vision.forward(&x, &opts).unwrap();
-    check_layers("vision prompts + dpam", &out.layers, &npy("vprompt_dpam_hidden.npy"));
-    assert_close("vision prompts + dpam embeds", &out.image_embeds, &npy("vprompt_dpam_embeds.npy"), TOL);
+    check_layers(
+        "vision prompts + dpam",
+        &out.layers,
+        &npy("vprompt_dpam_hidden.npy"),
+    );
+    assert_close(
+        "vision prompts + dpam embeds",
+        &out.image_embeds,
+        &npy("vprompt_dpam_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
 fn text_tower_matches_transformers() {
     let m = tiny(DType::F32);
     let fx = json("text_ids.json");
-    let texts: Vec<String> = fx["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().into()).collect();
+    let texts: Vec<String> = fx["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().into())
+        .collect();
     let ids: Vec<Vec<u32>> = fx["ids"].as_array().unwrap().iter().map(ids_of).collect();
     let tok = ClipTokenizer::bundled().unwrap();
     assert_eq!(tok.tokenize_batch(&texts).unwrap(), ids);
 
-    let opts = TextOptions { layers: all_layers(3), ..Default::default() };
+    let opts = TextOptions {
+        layers: all_layers(3),
+        ..Default::default()
+    };
     let out = m.text.forward(&ids, &opts).unwrap();
     check_layers("text", &out.layers, &npy("text_hidden.npy"));
     assert_close("text pooled", &out.pooled, &npy("text_pooled.npy"), TOL);
-    assert_close("text embeds", &out.text_embeds, &npy("text_embeds.npy"), TOL);
+    assert_close(
+        "text embeds",
+        &out.text_embeds,
+        &npy("text_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
@@ -135,12 +214,26 @@ fn legacy_eos_config_pools_at_the_largest_id() {
     let mut v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     v["text_config"]["eos_token_id"] = 2.into();
     std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
-    std::fs::copy(tiny_dir().join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        tiny_dir().join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
     let m = hipl::model::clip::ClipModel::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(m.config.text.eos_token_id, 2);
-    let ids: Vec<Vec<u32>> = json("text_ids.json")["ids"].as_array().unwrap().iter().map(ids_of).collect();
+    let ids: Vec<Vec<u32>> = json("text_ids.json")["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids_of)
+        .collect();
     let out = m.text.forward(&ids, &TextOptions::default()).unwrap();
-    assert_close("legacy text embeds", &out.text_embeds, &npy("text_embeds.npy"), TOL);
+    assert_close(
+        "legacy text embeds",
+        &out.text_embeds,
+        &npy("text_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
@@ -152,11 +245,21 @@ fn text_prompts_replace_placeholders_and_deep_positions() {
     assert_eq!(ids, want_ids);
 
     // one row of ids shared by a batch of two prompt sets
-    let prompts = TextPrompts::new().with_prefix(npy("tprompt_prefix.npy")).deep_at(2, npy("tprompt_deep2.npy"));
-    let opts = TextOptions { layers: all_layers(3), prompts: Some(&prompts) };
+    let prompts = TextPrompts::new()
+        .with_prefix(npy("tprompt_prefix.npy"))
+        .deep_at(2, npy("tprompt_deep2.npy"));
+    let opts = TextOptions {
+        layers: all_layers(3),
+        prompts: Some(&prompts),
+    };
     let out = m.text.forward(&[ids], &opts).unwrap();
     check_layers("text prompts", &out.layers, &npy("tprompt_hidden.npy"));
-    assert_close("text prompts embeds", &out.text_embeds, &npy("tprompt_embeds.npy"), TOL);
+    assert_close(
+        "text prompts embeds",
+        &out.text_embeds,
+        &npy("tprompt_embeds.npy"),
+        TOL,
+    );
 }
 
 #[test]
@@ -165,38 +268,91 @@ fn gradients_reach_prompt_tokens_in_differentiable_mode() {
     m.set_differentiable(true);
     let prefix = candle_core::Var::from_tensor(&npy("tprompt_prefix.npy")).unwrap();
     let vp = candle_core::Var::from_tensor(&npy("vprompt_1.npy")).unwrap();
-    let ids = ClipTokenizer::bundled().unwrap().prompt_template(4, "object .").unwrap();
+    let ids = ClipTokenizer::bundled()
+        .unwrap()
+        .prompt_template(4, "object .")
+        .unwrap();
 
     let prompts = TextPrompts::new().with_prefix(prefix.as_tensor().clone());
-    let t = m.text.forward(&[ids], &TextOptions { layers: vec![], prompts: Some(&prompts) }).unwrap();
+    let t = m
+        .text
+        .forward(
+            &[ids],
+            &TextOptions {
+                layers: vec![],
+                prompts: Some(&prompts),
+            },
+        )
+        .unwrap();
     let vprompts = VisionPrompts::new().at(1, vp.as_tensor().clone());
     let x = pixels(&["pixels_rgb_32.npy", "pixels_grey_32.npy"]);
-    let v = m.vision.forward(&x, &VisionOptions { prompts: Some(&vprompts), ..Default::default() }).unwrap();
+    let v = m
+        .vision
+        .forward(
+            &x,
+            &VisionOptions {
+                prompts: Some(&vprompts),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     // the differentiable path computes the same values
-    assert_close("differentiable text embeds", &t.text_embeds, &npy("tprompt_embeds_nodeep.npy"), TOL);
+    assert_close(
+        "differentiable text embeds",
+        &t.text_embeds,
+        &npy("tprompt_embeds_nodeep.npy"),
+        TOL,
+    );
     let loss = (t.text_embeds * v.image_embeds).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     for (name, var) in [("text prefix", &prefix), ("vision prompt", &vp)] {
-        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
-        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(norm.is_finite() && norm > 0.0, "{name}: gradient norm {norm}");
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm.is_finite() && norm > 0.0,
+            "{name}: gradient norm {norm}"
+        );
     }
 }
 
 #[test]
 fn half_precision_weights_load_and_stay_close() {
     let x = pixels(&["pixels_rgb_32.npy", "pixels_grey_32.npy"]);
-    let ids: Vec<Vec<u32>> = json("text_ids.json")["ids"].as_array().unwrap().iter().map(ids_of).collect();
+    let ids: Vec<Vec<u32>> = json("text_ids.json")["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids_of)
+        .collect();
     let want_v = npy("vision_embeds.npy");
     let want_t = npy("text_embeds.npy");
-    for (dtype, tol) in [(DType::F16, 0.05f32), (DType::BF16, 0.3)] {
+    // relative to the largest reference value: f16 keeps 11 bits, bf16 8
+    for (dtype, tol) in [(DType::F16, 1e-2f32), (DType::BF16, 5e-2)] {
         let m = tiny(dtype);
         let v = m.vision.forward(&x, &VisionOptions::default()).unwrap();
         let t = m.text.forward(&ids, &TextOptions::default()).unwrap();
         assert_eq!(v.image_embeds.dtype(), dtype);
         let scale = 1.0f32.max(max_abs_diff(&want_v, &want_v.zeros_like().unwrap()));
-        assert_close(&format!("{dtype:?} vision embeds"), &v.image_embeds, &want_v, tol * scale);
+        assert_close(
+            &format!("{dtype:?} vision embeds"),
+            &v.image_embeds,
+            &want_v,
+            tol * scale,
+        );
         let scale = 1.0f32.max(max_abs_diff(&want_t, &want_t.zeros_like().unwrap()));
-        assert_close(&format!("{dtype:?} text embeds"), &t.text_embeds, &want_t, tol * scale);
+        assert_close(
+            &format!("{dtype:?} text embeds"),
+            &t.text_embeds,
+            &want_t,
+            tol * scale,
+        );
     }
 }

@@ -13,7 +13,13 @@ fn rows() -> Vec<(String, Vec<u32>, Vec<u32>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["text"].as_str().unwrap().to_string(), ids_of(&r["ids"]), ids_of(&r["hf_fast_ids"])))
+        .map(|r| {
+            (
+                r["text"].as_str().unwrap().to_string(),
+                ids_of(&r["ids"]),
+                ids_of(&r["hf_fast_ids"]),
+            )
+        })
         .collect()
 }
 
@@ -26,10 +32,20 @@ fn bpe_ids_equal_openai_on_every_fixture_string() {
     for (text, want, _) in &rows {
         let got = tok.tokenize(text).unwrap();
         if &got != want {
-            bad.push(format!("{text:?}\n  got  {:?}\n  want {:?}", &got[..12.min(got.len())], &want[..12]));
+            bad.push(format!(
+                "{text:?}\n  got  {:?}\n  want {:?}",
+                &got[..12.min(got.len())],
+                &want[..12]
+            ));
         }
     }
-    assert!(bad.is_empty(), "{} of {} strings differ:\n{}", bad.len(), rows.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} strings differ:\n{}",
+        bad.len(),
+        rows.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -37,7 +53,9 @@ fn tokenizer_json_ids_equal_transformers_fast_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let mut json = String::new();
     let gz = std::fs::File::open(fixtures().join("tokenizer.json.gz")).unwrap();
-    flate2::read::GzDecoder::new(gz).read_to_string(&mut json).unwrap();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut json)
+        .unwrap();
     let path = dir.path().join("tokenizer.json");
     std::fs::write(&path, json).unwrap();
     let tok = ClipTokenizer::from_tokenizer_json(&path).unwrap();
@@ -60,13 +78,21 @@ fn long_text_is_cut_to_77_with_the_end_token_last() {
 #[test]
 fn special_token_text_maps_to_special_ids() {
     let tok = ClipTokenizer::bundled().unwrap();
-    assert_eq!(tok.encode("a <|endoftext|>").unwrap(), vec![SOT, 320, EOT, EOT]);
+    assert_eq!(
+        tok.encode("a <|endoftext|>").unwrap(),
+        vec![SOT, 320, EOT, EOT]
+    );
 }
 
 #[test]
 fn shared_merge_list_matches_the_bundled_copy() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bpe_simple_vocab_16e6.txt.gz");
-    let path = if shared.is_file() { shared } else { std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bpe_simple_vocab_16e6.txt.gz") };
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/bpe_simple_vocab_16e6.txt.gz");
+    let path = if shared.is_file() {
+        shared
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bpe_simple_vocab_16e6.txt.gz")
+    };
     let a = ClipTokenizer::from_bpe_file(&path).unwrap();
     let b = ClipTokenizer::bundled().unwrap();
     let text = "Scratches & dents on a metal nut — 3 of them!";

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 
-use crate::model::clip::{preprocess, ClipModel, ClipTokenizer, PosInterpolation, TextOptions, VisionOptions};
+use crate::model::clip::{
+    preprocess, ClipModel, ClipTokenizer, PosInterpolation, TextOptions, VisionOptions,
+};
 use crate::{Error, Result};
 
 /// Arguments of `hipl clip-embed`.
@@ -70,7 +72,10 @@ fn write_npy(path: &std::path::Path, t: &candle_core::Tensor) -> Result<()> {
     let data: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let arr = ndarray::Array2::from_shape_vec((n, e), data)
         .map_err(|e| Error::invalid("embeddings", "a 2-D array", e))?;
-    ndarray_npy::write_npy(path, &arr).map_err(|e| Error::BadFile { path: path.to_path_buf(), reason: e.to_string() })
+    ndarray_npy::write_npy(path, &arr).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Embeds images and texts with a CLIP checkpoint and writes the projected (not
@@ -78,14 +83,26 @@ fn write_npy(path: &std::path::Path, t: &candle_core::Tensor) -> Result<()> {
 /// `[n_texts, E]`.
 pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
     if args.images.is_empty() && args.texts.is_empty() {
-        return Err(Error::invalid("--image/--text", "at least one image or text", "neither"));
+        return Err(Error::invalid(
+            "--image/--text",
+            "at least one image or text",
+            "neither",
+        ));
     }
     let interpolation = match args.interpolation.as_str() {
         "bicubic" => PosInterpolation::Bicubic,
         "bilinear" => PosInterpolation::Bilinear,
-        other => return Err(Error::invalid("--interpolation", "bicubic or bilinear", other)),
+        other => {
+            return Err(Error::invalid(
+                "--interpolation",
+                "bicubic or bilinear",
+                other,
+            ))
+        }
     };
     let dtype = parse_dtype(&args.dtype)?;
+    // LIMITATION: the CLI runs on the CPU; candle's CUDA backend is not enabled by this
+    // crate's features yet (a `--device` flag would follow a `cuda` build of candle).
     let dev = Device::Cpu;
     let model = ClipModel::load(&args.model, dtype, &dev)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -94,10 +111,18 @@ pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
         let size = args.image_size.unwrap_or(model.config.vision.image_size);
         let start = std::time::Instant::now();
         let pixels = preprocess::load_images(&args.images, size, &dev)?;
-        let opts = VisionOptions { interpolation, ..Default::default() };
+        let opts = VisionOptions {
+            interpolation,
+            ..Default::default()
+        };
         let out = model.vision.forward(&pixels, &opts)?;
         write_npy(&args.out.join("image_embeds.npy"), &out.image_embeds)?;
-        tracing::info!(n = args.images.len(), size, ms = start.elapsed().as_millis() as u64, "embedded images");
+        tracing::info!(
+            n = args.images.len(),
+            size,
+            ms = start.elapsed().as_millis() as u64,
+            "embedded images"
+        );
     }
     if !args.texts.is_empty() {
         let tok = ClipTokenizer::for_checkpoint(&args.model, args.bpe.as_deref())?
@@ -125,7 +150,8 @@ pub fn run_tokenize(args: &TokenizeArgs) -> Result<()> {
         }
         rows.push(ids);
     }
-    let json = serde_json::to_string(&rows).map_err(|e| Error::invalid("texts", "JSON-serialisable ids", e))?;
+    let json = serde_json::to_string(&rows)
+        .map_err(|e| Error::invalid("texts", "JSON-serialisable ids", e))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{json}").map_err(|e| Error::io("<stdout>", e))
 }

@@ -27,7 +27,11 @@ impl Activation {
             "quick_gelu" => Ok(Activation::QuickGelu),
             "gelu" => Ok(Activation::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
-            other => Err(Error::invalid(field, "quick_gelu, gelu or gelu_new", format!("{other:?}"))),
+            other => Err(Error::invalid(
+                field,
+                "quick_gelu, gelu or gelu_new",
+                format!("{other:?}"),
+            )),
         }
     }
 }
@@ -119,7 +123,10 @@ impl ClipConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_json(&text).map_err(|e| match e {
-            Error::BadFile { reason, .. } => Error::BadFile { path: path.to_path_buf(), reason },
+            Error::BadFile { reason, .. } => Error::BadFile {
+                path: path.to_path_buf(),
+                reason,
+            },
             Error::InvalidArgument { arg, expected, got } => Error::BadFile {
                 path: path.to_path_buf(),
                 reason: format!("field `{arg}`: expected {expected}, got {got}"),
@@ -134,19 +141,29 @@ impl ClipConfig {
             path: "config.json".into(),
             reason: format!("not a CLIP config: {e}"),
         })?;
-        let t = raw.text_config.or(raw.text_config_dict).ok_or_else(|| Error::BadFile {
-            path: "config.json".into(),
-            reason: "no `text_config` section (is this a CLIPModel config?)".into(),
-        })?;
-        let v = raw.vision_config.or(raw.vision_config_dict).ok_or_else(|| Error::BadFile {
-            path: "config.json".into(),
-            reason: "no `vision_config` section (is this a CLIPModel config?)".into(),
-        })?;
+        let t = raw
+            .text_config
+            .or(raw.text_config_dict)
+            .ok_or_else(|| Error::BadFile {
+                path: "config.json".into(),
+                reason: "no `text_config` section (is this a CLIPModel config?)".into(),
+            })?;
+        let v = raw
+            .vision_config
+            .or(raw.vision_config_dict)
+            .ok_or_else(|| Error::BadFile {
+                path: "config.json".into(),
+                reason: "no `vision_config` section (is this a CLIPModel config?)".into(),
+            })?;
 
         let text = TextConfig {
             vocab_size: positive("text_config.vocab_size", t.vocab_size, 49408)?,
             hidden_size: positive("text_config.hidden_size", t.hidden_size, 512)?,
-            intermediate_size: positive("text_config.intermediate_size", t.intermediate_size, 2048)?,
+            intermediate_size: positive(
+                "text_config.intermediate_size",
+                t.intermediate_size,
+                2048,
+            )?,
             num_hidden_layers: positive("text_config.num_hidden_layers", t.num_hidden_layers, 12)?,
             num_attention_heads: positive(
                 "text_config.num_attention_heads",
@@ -193,7 +210,11 @@ impl ClipConfig {
         };
         let projection_dim = positive("projection_dim", raw.projection_dim, 512)?;
 
-        let cfg = ClipConfig { text, vision, projection_dim };
+        let cfg = ClipConfig {
+            text,
+            vision,
+            projection_dim,
+        };
         cfg.check()?;
         Ok(cfg)
     }
@@ -228,7 +249,10 @@ impl ClipConfig {
                 t.max_position_embeddings,
             ));
         }
-        for (field, eps) in [("text_config.layer_norm_eps", t.layer_norm_eps), ("vision_config.layer_norm_eps", v.layer_norm_eps)] {
+        for (field, eps) in [
+            ("text_config.layer_norm_eps", t.layer_norm_eps),
+            ("vision_config.layer_norm_eps", v.layer_norm_eps),
+        ] {
             if !(eps.is_finite() && eps > 0.0) {
                 return Err(Error::invalid(field, "a positive finite number", eps));
             }

@@ -10,7 +10,7 @@
 //! Both are separable; computed in f64 and rounded to f32 once.
 
 /// How position embeddings reach a patch grid other than the trained one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum PosInterpolation {
     #[default]
     Bicubic,
@@ -32,7 +32,9 @@ fn axis_weights(n_in: usize, n_out: usize, how: PosInterpolation) -> Vec<Vec<(us
                 let i0 = src.floor();
                 let t = src - i0;
                 let w = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
-                (0..4).map(|k| (clamp(i0 as isize - 1 + k as isize), w[k])).collect()
+                (0..4)
+                    .map(|k| (clamp(i0 as isize - 1 + k as isize), w[k]))
+                    .collect()
             }
             PosInterpolation::Bilinear => {
                 let src = (scale * (o as f64 + 0.5) - 0.5).max(0.0);
@@ -64,7 +66,9 @@ pub fn resize_grid(
                 for &(ix, cx) in tx {
                     let w = cy * cx;
                     let row = &src[(iy * w_in + ix) * d..][..d];
-                    acc.iter_mut().zip(row).for_each(|(a, &v)| *a += w * v as f64);
+                    acc.iter_mut()
+                        .zip(row)
+                        .for_each(|(a, &v)| *a += w * v as f64);
                 }
             }
             let dst = &mut out[(oy * w_out + ox) * d..][..d];

@@ -81,7 +81,11 @@ fn pass(src: &[u8], (w, h): (usize, usize), n_out: usize, horizontal: bool) -> V
             for c in 0..3 {
                 let mut acc: i64 = 1 << (PRECISION_BITS - 1);
                 for (j, &kj) in k.iter().enumerate() {
-                    let (sx, sy) = if horizontal { (start + j, y) } else { (x, start + j) };
+                    let (sx, sy) = if horizontal {
+                        (start + j, y)
+                    } else {
+                        (x, start + j)
+                    };
                     acc += src[(sy * w + sx) * 3 + c] as i64 * kj as i64;
                 }
                 out[(y * ow + x) * 3 + c] = clip8(acc);
@@ -120,16 +124,32 @@ fn half_round_even(v: usize) -> usize {
 /// `[3, size, size]` f32.
 pub fn preprocess_rgb(img: &RgbImage, size: usize) -> Result<Vec<f32>> {
     if size == 0 {
-        return Err(Error::invalid("image_size", "a positive number of pixels", 0));
+        return Err(Error::invalid(
+            "image_size",
+            "a positive number of pixels",
+            0,
+        ));
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
-        return Err(Error::invalid("image", "a non-empty image", format!("{w}x{h}")));
+        return Err(Error::invalid(
+            "image",
+            "a non-empty image",
+            format!("{w}x{h}"),
+        ));
     }
     let (short, long) = (w.min(h), w.max(h));
     let new_long = (size as f64 * long as f64 / short as f64) as usize;
-    let (nw, nh) = if w <= h { (size, new_long) } else { (new_long, size) };
-    let resized = if (nw, nh) == (w, h) { img.clone() } else { resize_bicubic(img, nw, nh) };
+    let (nw, nh) = if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    };
+    let resized = if (nw, nh) == (w, h) {
+        img.clone()
+    } else {
+        resize_bicubic(img, nw, nh)
+    };
     let top = half_round_even(nh - size);
     let left = half_round_even(nw - size);
 
@@ -149,23 +169,34 @@ pub fn preprocess_rgb(img: &RgbImage, size: usize) -> Result<Vec<f32>> {
 /// Decodes an image file to 8-bit RGB; an unreadable or corrupt file is an error.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
-    let img = reader
-        .decode()
-        .map_err(|e| Error::Image { path: path.to_path_buf(), reason: e.to_string() })?;
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let img = reader.decode().map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(img.to_rgb8())
 }
 
 /// Loads and preprocesses image files into one `[n, 3, size, size]` f32 tensor.
 pub fn load_images<P: AsRef<Path>>(paths: &[P], size: usize, device: &Device) -> Result<Tensor> {
     if paths.is_empty() {
-        return Err(Error::invalid("images", "at least one image", "an empty list"));
+        return Err(Error::invalid(
+            "images",
+            "at least one image",
+            "an empty list",
+        ));
     }
     let mut data = Vec::with_capacity(paths.len() * 3 * size * size);
     for p in paths {
         data.extend(preprocess_rgb(&load_rgb(p.as_ref())?, size)?);
     }
-    Ok(Tensor::from_vec(data, (paths.len(), 3, size, size), device)?)
+    Ok(Tensor::from_vec(
+        data,
+        (paths.len(), 3, size, size),
+        device,
+    )?)
 }
 
 #[cfg(test)]
@@ -174,7 +205,10 @@ mod tests {
 
     #[test]
     fn crop_offset_rounds_half_to_even() {
-        assert_eq!((0..7).map(half_round_even).collect::<Vec<_>>(), [0, 0, 1, 2, 2, 2, 3]);
+        assert_eq!(
+            (0..7).map(half_round_even).collect::<Vec<_>>(),
+            [0, 0, 1, 2, 2, 2, 3]
+        );
     }
 
     #[test]

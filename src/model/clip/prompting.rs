@@ -90,14 +90,22 @@ pub(crate) fn expand_prompt(
             format!("shape {:?}", t.dims()),
         ));
     }
-    Ok(if b == batch { t } else { t.broadcast_as((batch, p, w))?.contiguous()? })
+    Ok(if b == batch {
+        t
+    } else {
+        t.broadcast_as((batch, p, w))?.contiguous()?
+    })
 }
 
 /// Checks that every key is a block index in `1..=n_layers`.
 pub(crate) fn check_layers<V>(arg: &str, map: &BTreeMap<usize, V>, n_layers: usize) -> Result<()> {
     for &l in map.keys() {
         if l == 0 || l > n_layers {
-            return Err(Error::invalid(arg, format!("block indices in 1..={n_layers}"), l));
+            return Err(Error::invalid(
+                arg,
+                format!("block indices in 1..={n_layers}"),
+                l,
+            ));
         }
     }
     Ok(())

@@ -57,19 +57,29 @@ impl TextTower {
             .collect::<Result<Vec<_>>>()?;
         Ok(TextTower {
             config: cfg.clone(),
-            token: w.get(&format!("{pre}.embeddings.token_embedding.weight"), &[cfg.vocab_size, d])?,
+            token: w.get(
+                &format!("{pre}.embeddings.token_embedding.weight"),
+                &[cfg.vocab_size, d],
+            )?,
             pos: w.get(
                 &format!("{pre}.embeddings.position_embedding.weight"),
                 &[cfg.max_position_embeddings, d],
             )?,
             blocks,
-            final_ln: LayerNorm::load(w, &format!("{pre}.final_layer_norm"), d, cfg.layer_norm_eps)?,
+            final_ln: LayerNorm::load(
+                w,
+                &format!("{pre}.final_layer_norm"),
+                d,
+                cfg.layer_norm_eps,
+            )?,
             proj: Linear::load(w, "text_projection", d, projection_dim, false)?,
         })
     }
 
     pub(crate) fn set_differentiable(&mut self, on: bool) {
-        self.blocks.iter_mut().for_each(|b| b.set_differentiable(on));
+        self.blocks
+            .iter_mut()
+            .for_each(|b| b.set_differentiable(on));
         self.final_ln.differentiable = on;
     }
 
@@ -87,7 +97,11 @@ impl TextTower {
                     row.iter().position(|&i| i == eos)
                 };
                 pos.map(|p| p as u32).ok_or_else(|| {
-                    Error::invalid(&format!("ids[{r}]"), format!("a sequence with the end token {eos}"), "none")
+                    Error::invalid(
+                        &format!("ids[{r}]"),
+                        format!("a sequence with the end token {eos}"),
+                        "none",
+                    )
                 })
             })
             .collect()
@@ -99,39 +113,68 @@ impl TextTower {
         let cfg = &self.config;
         let (n_layers, width) = (cfg.num_hidden_layers, cfg.hidden_size);
         if ids.is_empty() {
-            return Err(Error::invalid("ids", "at least one sequence", "an empty batch"));
+            return Err(Error::invalid(
+                "ids",
+                "at least one sequence",
+                "an empty batch",
+            ));
         }
         let t = ids[0].len();
         if t < 2 || t > cfg.max_position_embeddings || ids.iter().any(|r| r.len() != t) {
             return Err(Error::invalid(
                 "ids",
                 format!("rows of one length in 2..={}", cfg.max_position_embeddings),
-                format!("lengths {:?}", ids.iter().map(|r| r.len()).collect::<Vec<_>>()),
+                format!(
+                    "lengths {:?}",
+                    ids.iter().map(|r| r.len()).collect::<Vec<_>>()
+                ),
             ));
         }
-        if let Some(bad) = ids.iter().flatten().find(|&&i| i as usize >= cfg.vocab_size) {
-            return Err(Error::invalid("ids", format!("token ids below {}", cfg.vocab_size), bad));
+        if let Some(bad) = ids
+            .iter()
+            .flatten()
+            .find(|&&i| i as usize >= cfg.vocab_size)
+        {
+            return Err(Error::invalid(
+                "ids",
+                format!("token ids below {}", cfg.vocab_size),
+                bad,
+            ));
         }
         for &l in &opts.layers {
             if l > n_layers {
-                return Err(Error::invalid("layers", format!("block indices in 0..={n_layers}"), l));
+                return Err(Error::invalid(
+                    "layers",
+                    format!("block indices in 0..={n_layers}"),
+                    l,
+                ));
             }
         }
 
         // batch size: the ids', or the prompts' when one row of ids is shared
         let prompt_batch = opts.prompts.and_then(|p| {
-            p.prefix.iter().chain(p.deep.values()).find_map(|t| (t.rank() == 3).then(|| t.dim(0).ok()).flatten())
+            p.prefix
+                .iter()
+                .chain(p.deep.values())
+                .find_map(|t| (t.rank() == 3).then(|| t.dim(0).ok()).flatten())
         });
         let b = match (ids.len(), prompt_batch) {
             (1, Some(pb)) => pb,
             (n, _) => n,
         };
-        let ids: Vec<Vec<u32>> = if ids.len() == b { ids.to_vec() } else { vec![ids[0].clone(); b] };
+        let ids: Vec<Vec<u32>> = if ids.len() == b {
+            ids.to_vec()
+        } else {
+            vec![ids[0].clone(); b]
+        };
         let eot = self.pool_positions(&ids)?;
 
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let dev = self.token.device();
-        let mut x = self.token.embedding(&Tensor::from_vec(flat, b * t, dev)?)?.reshape((b, t, width))?;
+        let mut x = self
+            .token
+            .embedding(&Tensor::from_vec(flat, b * t, dev)?)?
+            .reshape((b, t, width))?;
         if let Some(prefix) = opts.prompts.and_then(|p| p.prefix.as_ref()) {
             let prefix = expand_prompt("text prompt prefix", prefix, b, width, t - 2)?;
             x = overwrite_after_first(&x, &prefix)?;
@@ -141,8 +184,15 @@ impl TextTower {
             check_layers("text deep prompts", &p.deep, n_layers)?;
         }
 
-        let mask: Vec<f32> =
-            (0..t * t).map(|k| if k % t > k / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let mask: Vec<f32> = (0..t * t)
+            .map(|k| {
+                if k % t > k / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let mask = Tensor::from_vec(mask, (t, t), dev)?.to_dtype(x.dtype())?;
         let mut layers = BTreeMap::new();
         if opts.layers.contains(&0) {
@@ -151,7 +201,13 @@ impl TextTower {
         for (i, block) in self.blocks.iter().enumerate() {
             let l = i + 1;
             if let Some(deep) = opts.prompts.and_then(|p| p.deep.get(&l)) {
-                let deep = expand_prompt(&format!("text deep prompt at block {l}"), deep, b, width, t - 2)?;
+                let deep = expand_prompt(
+                    &format!("text deep prompt at block {l}"),
+                    deep,
+                    b,
+                    width,
+                    t - 2,
+                )?;
                 x = overwrite_after_first(&x, &deep)?;
             }
             x = block.forward(&x, Some(&mask))?;
@@ -161,10 +217,18 @@ impl TextTower {
         }
 
         let x = self.final_ln.forward(&x)?;
-        let index: Vec<u32> = eot.iter().enumerate().map(|(r, &e)| (r * t) as u32 + e).collect();
+        let index: Vec<u32> = eot
+            .iter()
+            .enumerate()
+            .map(|(r, &e)| (r * t) as u32 + e)
+            .collect();
         let index = Tensor::from_vec(index, b, dev)?;
         let pooled = x.reshape((b * t, width))?.index_select(&index, 0)?;
         let text_embeds = self.proj.forward(&pooled)?;
-        Ok(TextOutput { text_embeds, pooled, layers })
+        Ok(TextOutput {
+            text_embeds,
+            pooled,
+            layers,
+        })
     }
 }

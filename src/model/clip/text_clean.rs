@@ -72,7 +72,10 @@ fn tables() -> &'static Tables {
                     }
                 }
                 Some(k @ ("L" | "W" | "C" | "S")) => {
-                    let slot = ["L", "W", "C", "S"].iter().position(|x| *x == k).unwrap_or(0);
+                    let slot = ["L", "W", "C", "S"]
+                        .iter()
+                        .position(|x| *x == k)
+                        .unwrap_or(0);
                     if let Some(c) = ch(key) {
                         t.char_fixes[slot].insert(c, parse_cps(val));
                     }
@@ -182,11 +185,16 @@ fn map_chars(s: &str, table: &HashMap<char, String>) -> String {
 /// One pass of the ftfy fixers, in ftfy's order.
 fn ftfy_pass(s: &str, unescape: bool) -> String {
     static ANSI: OnceLock<regex::Regex> = OnceLock::new();
-    let ansi = ANSI.get_or_init(|| regex::Regex::new("\x1b\\[[0-9;]*[a-zA-Z]").expect("static regex"));
+    let ansi =
+        ANSI.get_or_init(|| regex::Regex::new("\x1b\\[[0-9;]*[a-zA-Z]").expect("static regex"));
     let t = tables();
     let [ligatures, width, control, c1] = &t.char_fixes;
 
-    let mut s = if unescape { ftfy_unescape(s) } else { s.to_string() };
+    let mut s = if unescape {
+        ftfy_unescape(s)
+    } else {
+        s.to_string()
+    };
     s = map_chars(&s, c1);
     s = map_chars(&s, ligatures);
     s = map_chars(&s, width);
@@ -198,7 +206,9 @@ fn ftfy_pass(s: &str, unescape: bool) -> String {
             c => c,
         })
         .collect();
-    s = s.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n");
+    s = s
+        .replace("\r\n", "\n")
+        .replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n");
     s = ansi.replace_all(&s, "").into_owned();
     s = map_chars(&s, control);
     s.nfc().collect()

@@ -3,6 +3,12 @@
 //!
 //! Every sequence is `[start, tokens.., end]`, cut to the context length (77) with the end
 //! token kept as the last id, then padded with 0 as OpenAI's `clip.tokenize` does.
+//! (`transformers` pads with the end token instead; pooling at the first end token makes
+//! the two paddings give the same embeddings.)
+// LIMITATION: letter, number and white-space classes come from the `regex` and
+// `unicode-normalization` crates' Unicode tables, Python's from its `unicodedata` version;
+// characters assigned in between can split differently. Pinning both to one Unicode
+// version would lift it.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -61,7 +67,10 @@ struct Bpe {
 
 impl Bpe {
     fn from_gz(bytes: &[u8], origin: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::BadFile { path: origin.to_path_buf(), reason };
+        let bad = |reason: String| Error::BadFile {
+            path: origin.to_path_buf(),
+            reason,
+        };
         let mut text = String::new();
         flate2::read::GzDecoder::new(bytes)
             .read_to_string(&mut text)
@@ -71,10 +80,16 @@ impl Bpe {
         let n_merges = 49152 - 256 - 2;
         let lines: Vec<&str> = text.split('\n').skip(1).take(n_merges).collect();
         if lines.len() < n_merges {
-            return Err(bad(format!("expected {n_merges} merges, found {}", lines.len())));
+            return Err(bad(format!(
+                "expected {n_merges} merges, found {}",
+                lines.len()
+            )));
         }
         let byte_chars = byte_chars();
-        let mut vocab: Vec<String> = byte_order().iter().map(|&b| byte_chars[b as usize].to_string()).collect();
+        let mut vocab: Vec<String> = byte_order()
+            .iter()
+            .map(|&b| byte_chars[b as usize].to_string())
+            .collect();
         let with_end: Vec<String> = vocab.iter().map(|v| format!("{v}</w>")).collect();
         vocab.extend(with_end);
         let mut ranks = HashMap::with_capacity(n_merges);
@@ -82,15 +97,28 @@ impl Bpe {
             let mut parts = line.split_whitespace();
             let (a, b) = match (parts.next(), parts.next()) {
                 (Some(a), Some(b)) => (a, b),
-                _ => return Err(bad(format!("merge {} is not two symbols: {line:?}", rank + 1))),
+                _ => {
+                    return Err(bad(format!(
+                        "merge {} is not two symbols: {line:?}",
+                        rank + 1
+                    )))
+                }
             };
             vocab.push(format!("{a}{b}"));
             ranks.insert((a.to_string(), b.to_string()), rank);
         }
         vocab.push("<|startoftext|>".into());
         vocab.push("<|endoftext|>".into());
-        let encoder = vocab.into_iter().enumerate().map(|(i, v)| (v, i as u32)).collect();
-        Ok(Bpe { encoder, ranks, byte_chars })
+        let encoder = vocab
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, i as u32))
+            .collect();
+        Ok(Bpe {
+            encoder,
+            ranks,
+            byte_chars,
+        })
     }
 
     /// Merges one pre-token (already mapped to byte characters) into vocabulary entries.
@@ -103,7 +131,11 @@ impl Bpe {
         while word.len() > 1 {
             let best = word
                 .windows(2)
-                .filter_map(|p| self.ranks.get(&(p[0].clone(), p[1].clone())).map(|r| (*r, p)))
+                .filter_map(|p| {
+                    self.ranks
+                        .get(&(p[0].clone(), p[1].clone()))
+                        .map(|r| (*r, p))
+                })
                 .min_by_key(|(r, _)| *r);
             let (first, second) = match best {
                 Some((_, p)) => (p[0].clone(), p[1].clone()),
@@ -180,13 +212,22 @@ impl ClipTokenizer {
     pub fn from_bpe_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let bpe = Bpe::from_gz(&bytes, path)?;
-        Ok(ClipTokenizer { inner: Inner::Bpe(Box::new(bpe)), context_length: CONTEXT_LENGTH })
+        Ok(ClipTokenizer {
+            inner: Inner::Bpe(Box::new(bpe)),
+            context_length: CONTEXT_LENGTH,
+        })
     }
 
     /// The merge list compiled into the library.
     pub fn bundled() -> Result<Self> {
-        let bpe = Bpe::from_gz(BUNDLED_BPE, Path::new("<bundled bpe_simple_vocab_16e6.txt.gz>"))?;
-        Ok(ClipTokenizer { inner: Inner::Bpe(Box::new(bpe)), context_length: CONTEXT_LENGTH })
+        let bpe = Bpe::from_gz(
+            BUNDLED_BPE,
+            Path::new("<bundled bpe_simple_vocab_16e6.txt.gz>"),
+        )?;
+        Ok(ClipTokenizer {
+            inner: Inner::Bpe(Box::new(bpe)),
+            context_length: CONTEXT_LENGTH,
+        })
     }
 
     /// Finds the merge list: `explicit`, else `$HIPL_BPE`, else
@@ -208,9 +249,14 @@ impl ClipTokenizer {
     /// Loads a Hugging Face `tokenizer.json` (its normaliser does NFC, white space and
     /// lower-casing, without ftfy or HTML decoding).
     pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
-        let tok = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::BadFile { path: path.to_path_buf(), reason: e.to_string() })?;
-        Ok(ClipTokenizer { inner: Inner::Json(Box::new(tok)), context_length: CONTEXT_LENGTH })
+        let tok = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(ClipTokenizer {
+            inner: Inner::Json(Box::new(tok)),
+            context_length: CONTEXT_LENGTH,
+        })
     }
 
     /// The tokenizer for a checkpoint directory: its `tokenizer.json` if it has one, else
@@ -246,7 +292,9 @@ impl ClipTokenizer {
                 Ok(ids)
             }
             Inner::Json(tok) => {
-                let enc = tok.encode(text, true).map_err(|e| Error::invalid("text", "text the tokenizer can encode", e))?;
+                let enc = tok
+                    .encode(text, true)
+                    .map_err(|e| Error::invalid("text", "text the tokenizer can encode", e))?;
                 Ok(enc.get_ids().to_vec())
             }
         }
@@ -268,7 +316,11 @@ impl ClipTokenizer {
     /// [`ClipTokenizer::tokenize`] for each text; an empty list is an error.
     pub fn tokenize_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
         if texts.is_empty() {
-            return Err(Error::invalid("texts", "at least one text", "an empty list"));
+            return Err(Error::invalid(
+                "texts",
+                "at least one text",
+                "an empty list",
+            ));
         }
         texts.iter().map(|t| self.tokenize(t.as_ref())).collect()
     }
@@ -284,7 +336,10 @@ impl ClipTokenizer {
         if x.len() != 3 || end < n_ctx + 1 || ids[1..=n_ctx].iter().any(|&i| i != x[1]) {
             return Err(Error::invalid(
                 "n_ctx",
-                format!("a prompt length that fits the context of {}", self.context_length),
+                format!(
+                    "a prompt length that fits the context of {}",
+                    self.context_length
+                ),
                 n_ctx,
             ));
         }

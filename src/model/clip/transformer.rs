@@ -72,7 +72,9 @@ impl Block {
     /// `[B, N, W]` to `[B, heads, N, W / heads]`.
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, n, w) = x.dims3()?;
-        Ok(x.reshape((b, n, self.heads, w / self.heads))?.transpose(1, 2)?.contiguous()?)
+        Ok(x.reshape((b, n, self.heads, w / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()?)
     }
 
     fn merge_heads(&self, x: &Tensor) -> Result<Tensor> {
@@ -108,7 +110,9 @@ impl Block {
             self.split_heads(&self.k.forward(&h)?)?,
             self.split_heads(&self.v.forward(&h)?)?,
         );
-        let a = self.out.forward(&self.merge_heads(&self.attend(&q, &k, &v, mask)?)?)?;
+        let a = self
+            .out
+            .forward(&self.merge_heads(&self.attend(&q, &k, &v, mask)?)?)?;
         let x = (x + a)?;
         let m = self.mlp(&self.norm(&self.ln2, &x)?)?;
         Ok((x + m)?)
@@ -125,8 +129,12 @@ impl Block {
             self.split_heads(&self.k.forward(&h)?)?,
             self.split_heads(&self.v.forward(&h)?)?,
         );
-        let a = self.out.forward(&self.merge_heads(&self.attend(&q, &k, &v, None)?)?)?;
-        let a_vv = self.out.forward(&self.merge_heads(&self.attend(&v, &v, &v, None)?)?)?;
+        let a = self
+            .out
+            .forward(&self.merge_heads(&self.attend(&q, &k, &v, None)?)?)?;
+        let a_vv = self
+            .out
+            .forward(&self.merge_heads(&self.attend(&v, &v, &v, None)?)?)?;
         let x = (x + a)?;
         let m = self.mlp(&self.norm(&self.ln2, &x)?)?;
         Ok(((x_vv + a_vv)?, (x + m)?))

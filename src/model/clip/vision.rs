@@ -1,6 +1,7 @@
 //! CLIP's vision tower: patch embedding, class token, position embeddings (interpolated to
 //! other grids), pre-LN blocks, `post_layernorm` on the class token and the projection.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor};
 
@@ -46,7 +47,11 @@ impl VisionOutput {
     pub fn patch_tokens(&self, layer: usize) -> Result<Tensor> {
         let t = self.layers.get(&layer).ok_or_else(|| {
             let have: Vec<_> = self.layers.keys().collect();
-            Error::invalid("layer", format!("one of the requested blocks {have:?}"), layer)
+            Error::invalid(
+                "layer",
+                format!("one of the requested blocks {have:?}"),
+                layer,
+            )
         })?;
         let n = t.dim(1)?;
         Ok(t.narrow(1, 1, n - 1)?)
@@ -62,6 +67,8 @@ pub struct VisionTower {
     class: Tensor,
     /// `[1 + grid², width]`.
     pos: Tensor,
+    /// Interpolated position embeddings by grid and method, computed once each.
+    pos_cache: Arc<Mutex<HashMap<(usize, usize, PosInterpolation), Tensor>>>,
     pre_ln: LayerNorm,
     blocks: Vec<Block>,
     post_ln: LayerNorm,
@@ -70,9 +77,17 @@ pub struct VisionTower {
 
 impl VisionTower {
     pub fn load(w: &Weights, cfg: &VisionConfig, projection_dim: usize) -> Result<Self> {
-        let (d, p, c, g) = (cfg.hidden_size, cfg.patch_size, cfg.num_channels, cfg.grid());
+        let (d, p, c, g) = (
+            cfg.hidden_size,
+            cfg.patch_size,
+            cfg.num_channels,
+            cfg.grid(),
+        );
         let pre = "vision_model";
-        let patch = w.get(&format!("{pre}.embeddings.patch_embedding.weight"), &[d, c, p, p])?;
+        let patch = w.get(
+            &format!("{pre}.embeddings.patch_embedding.weight"),
+            &[d, c, p, p],
+        )?;
         let dims = BlockDims {
             width: d,
             heads: cfg.num_attention_heads,
@@ -87,7 +102,11 @@ impl VisionTower {
             config: cfg.clone(),
             patch: patch.reshape((d, c * p * p))?,
             class: w.get(&format!("{pre}.embeddings.class_embedding"), &[d])?,
-            pos: w.get(&format!("{pre}.embeddings.position_embedding.weight"), &[g * g + 1, d])?,
+            pos: w.get(
+                &format!("{pre}.embeddings.position_embedding.weight"),
+                &[g * g + 1, d],
+            )?,
+            pos_cache: Default::default(),
             pre_ln: LayerNorm::load(w, &format!("{pre}.pre_layrnorm"), d, cfg.layer_norm_eps)?,
             blocks,
             post_ln: LayerNorm::load(w, &format!("{pre}.post_layernorm"), d, cfg.layer_norm_eps)?,
@@ -96,23 +115,60 @@ impl VisionTower {
     }
 
     pub(crate) fn set_differentiable(&mut self, on: bool) {
-        self.blocks.iter_mut().for_each(|b| b.set_differentiable(on));
+        self.blocks
+            .iter_mut()
+            .for_each(|b| b.set_differentiable(on));
         self.pre_ln.differentiable = on;
         self.post_ln.differentiable = on;
     }
 
     /// Position embeddings `[1 + gh * gw, width]` for a `gh × gw` grid.
-    pub fn position_embeddings(&self, gh: usize, gw: usize, how: PosInterpolation) -> Result<Tensor> {
+    pub fn position_embeddings(
+        &self,
+        gh: usize,
+        gw: usize,
+        how: PosInterpolation,
+    ) -> Result<Tensor> {
         let g = self.config.grid();
         if (gh, gw) == (g, g) {
             return Ok(self.pos.clone());
         }
+        if gh == 0 || gw == 0 {
+            return Err(Error::invalid(
+                "grid",
+                "at least one patch per side",
+                format!("{gh}x{gw}"),
+            ));
+        }
+        let key = (gh, gw, how);
+        if let Some(t) = self
+            .pos_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(t);
+        }
         let d = self.config.hidden_size;
-        let patches: Vec<f32> =
-            self.pos.narrow(0, 1, g * g)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let patches: Vec<f32> = self
+            .pos
+            .narrow(0, 1, g * g)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
         let resized = resize_grid(&patches, (g, g), d, (gh, gw), how);
         let resized = Tensor::from_vec(resized, (gh * gw, d), self.pos.device())?;
-        Ok(Tensor::cat(&[self.pos.narrow(0, 0, 1)?, resized.to_dtype(self.pos.dtype())?], 0)?)
+        let pos = Tensor::cat(
+            &[
+                self.pos.narrow(0, 0, 1)?,
+                resized.to_dtype(self.pos.dtype())?,
+            ],
+            0,
+        )?;
+        if let Ok(mut c) = self.pos_cache.lock() {
+            c.insert(key, pos.clone());
+        }
+        Ok(pos)
     }
 
     /// `post_layernorm` then the projection, on any tokens `[.., width]` (AnomalyCLIP maps
@@ -127,7 +183,11 @@ impl VisionTower {
         let cfg = &self.config;
         let (n_layers, p, width) = (cfg.num_hidden_layers, cfg.patch_size, cfg.hidden_size);
         let (b, c, h, w) = pixels.dims4().map_err(|_| {
-            Error::invalid("pixels", "a [B, channels, H, W] tensor", format!("shape {:?}", pixels.dims()))
+            Error::invalid(
+                "pixels",
+                "a [B, channels, H, W] tensor",
+                format!("shape {:?}", pixels.dims()),
+            )
         })?;
         if b == 0 || c != cfg.num_channels || h < p || w < p {
             return Err(Error::invalid(
@@ -138,12 +198,20 @@ impl VisionTower {
         }
         for &l in &opts.layers {
             if l > n_layers {
-                return Err(Error::invalid("layers", format!("block indices in 0..={n_layers}"), l));
+                return Err(Error::invalid(
+                    "layers",
+                    format!("block indices in 0..={n_layers}"),
+                    l,
+                ));
             }
         }
         if let Some(d) = opts.dpam_from {
             if d == 0 || d > n_layers {
-                return Err(Error::invalid("dpam_from", format!("a block in 1..={n_layers}"), d));
+                return Err(Error::invalid(
+                    "dpam_from",
+                    format!("a block in 1..={n_layers}"),
+                    d,
+                ));
             }
         }
         if let Some(pr) = opts.prompts {
@@ -152,13 +220,19 @@ impl VisionTower {
 
         // patch embedding as one product: [B, gh*gw, C*p*p] x [C*p*p, width]
         let (gh, gw) = (h / p, w / p);
-        let x = pixels.to_dtype(self.patch.dtype())?.narrow(2, 0, gh * p)?.narrow(3, 0, gw * p)?;
+        let x = pixels
+            .to_dtype(self.patch.dtype())?
+            .narrow(2, 0, gh * p)?
+            .narrow(3, 0, gw * p)?;
         let x = x
             .reshape((b, c, gh, p, gw, p))?
             .permute((0, 2, 4, 1, 3, 5))?
             .reshape((b * gh * gw, c * p * p))?;
         let x = x.matmul(&self.patch.t()?)?.reshape((b, gh * gw, width))?;
-        let cls = self.class.reshape((1, 1, width))?.broadcast_as((b, 1, width))?;
+        let cls = self
+            .class
+            .reshape((1, 1, width))?
+            .broadcast_as((b, 1, width))?;
         let x = Tensor::cat(&[cls.contiguous()?, x], 1)?;
         let pos = self.position_embeddings(gh, gw, opts.interpolation)?;
         let mut x = self.pre_ln.forward(&x.broadcast_add(&pos.unsqueeze(0)?)?)?;
@@ -172,7 +246,8 @@ impl VisionTower {
         for (i, block) in self.blocks.iter().enumerate() {
             let l = i + 1;
             if let Some(pt) = opts.prompts.and_then(|pr| pr.layers.get(&l)) {
-                let pt = expand_prompt("vision prompts", pt, b, width, usize::MAX)?.to_dtype(x.dtype())?;
+                let pt = expand_prompt("vision prompts", pt, b, width, usize::MAX)?
+                    .to_dtype(x.dtype())?;
                 x = Tensor::cat(&[x.narrow(1, 0, n_tok)?, pt.clone()], 1)?;
                 if let Some(v) = &x_vv {
                     x_vv = Some(Tensor::cat(&[v.narrow(1, 0, n_tok)?, pt], 1)?);
@@ -194,6 +269,11 @@ impl VisionTower {
 
         let pooled = self.post_ln.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?;
         let image_embeds = self.proj.forward(&pooled)?;
-        Ok(VisionOutput { image_embeds, pooled, layers, grid: (gh, gw) })
+        Ok(VisionOutput {
+            image_embeds,
+            pooled,
+            layers,
+            grid: (gh, gw),
+        })
     }
 }

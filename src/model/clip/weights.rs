@@ -26,9 +26,18 @@ impl<'a> Weights<'a> {
             reason: format!("not a readable safetensors file ({e}); is it truncated?"),
         })?;
         if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::invalid("dtype", "f32, f16 or bf16", format!("{dtype:?}")));
+            return Err(Error::invalid(
+                "dtype",
+                "f32, f16 or bf16",
+                format!("{dtype:?}"),
+            ));
         }
-        Ok(Weights { st, path: path.to_path_buf(), dtype, device: device.clone() })
+        Ok(Weights {
+            st,
+            path: path.to_path_buf(),
+            dtype,
+            device: device.clone(),
+        })
     }
 
     pub fn dtype(&self) -> DType {
@@ -48,7 +57,11 @@ impl<'a> Weights<'a> {
     pub fn get(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
         let view = self.st.tensor(key).map_err(|_| Error::Checkpoint {
             key: key.to_string(),
-            expected: format!("a tensor of shape {} in {}", fmt_shape(shape), self.path.display()),
+            expected: format!(
+                "a tensor of shape {} in {}",
+                fmt_shape(shape),
+                self.path.display()
+            ),
             got: "no such tensor".into(),
         })?;
         if view.shape() != shape {
@@ -91,7 +104,11 @@ pub struct Linear {
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[d_out])?) } else { None };
+        let bias = if bias {
+            Some(w.get(&format!("{prefix}.bias"), &[d_out])?)
+        } else {
+            None
+        };
         Ok(Linear { weight, bias })
     }
 
@@ -135,9 +152,19 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.differentiable {
             let eps = self.eps as f32;
-            return Ok(candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, eps)?);
+            return Ok(candle_nn::ops::layer_norm_slow(
+                x,
+                &self.weight,
+                &self.bias,
+                eps,
+            )?);
         }
         let x = x.contiguous()?;
-        Ok(candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps as f32)?)
+        Ok(candle_nn::ops::layer_norm(
+            &x,
+            &self.weight,
+            &self.bias,
+            self.eps as f32,
+        )?)
     }
 }
