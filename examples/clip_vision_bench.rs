@@ -2,6 +2,10 @@
 //! beside `transformers` on the same checkpoint and prints the ratio.
 //!
 //! cargo run --release --features candle --example clip_vision_bench -- DIR [BATCH] [ITERS]
+//!   [PIXELS_NPY OUT_NPY]
+//!
+//! With the last two arguments it also embeds the `[B, 3, S, S]` pixels of `PIXELS_NPY` and
+//! writes the image embeddings to `OUT_NPY`, for a full-size parity check.
 use candle_core::{DType, Device, Tensor};
 use hipl::model::clip::{ClipModel, VisionOptions};
 
@@ -16,10 +20,26 @@ fn main() -> hipl::Result<()> {
     let dev = Device::Cpu;
     let model = ClipModel::load(dir.as_ref(), DType::F32, &dev)?;
     let size = model.config.vision.image_size;
-    let pixels = Tensor::randn(0f32, 1.0, (batch, 3, size, size), &dev)?;
+    let pixels = match args.get(4) {
+        Some(p) => {
+            let a: ndarray::Array4<f32> = ndarray_npy::read_npy(p)
+                .map_err(|e| hipl::Error::invalid("PIXELS_NPY", "a [B, 3, S, S] f32 array", e))?;
+            let shape = a.shape().to_vec();
+            Tensor::from_vec(a.iter().copied().collect::<Vec<_>>(), shape, &dev)?
+        }
+        None => Tensor::randn(0f32, 1.0, (batch, 3, size, size), &dev)?,
+    };
     let opts = VisionOptions::default();
 
-    model.vision.forward(&pixels, &opts)?; // warm-up
+    let first = model.vision.forward(&pixels, &opts)?; // also the warm-up
+    if let Some(out) = args.get(5) {
+        let e = first.image_embeds.to_vec2::<f32>()?;
+        let flat: Vec<f32> = e.iter().flatten().copied().collect();
+        let arr = ndarray::Array2::from_shape_vec((e.len(), e[0].len()), flat)
+            .map_err(|e| hipl::Error::invalid("embeddings", "a 2-D array", e))?;
+        ndarray_npy::write_npy(out, &arr)
+            .map_err(|e| hipl::Error::invalid("OUT_NPY", "a writable path", e))?;
+    }
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = std::time::Instant::now();

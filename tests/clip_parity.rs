@@ -46,6 +46,8 @@ fn vision_tower_matches_transformers() {
         TOL,
     );
     assert_eq!(out.patch_tokens(4).unwrap().dims(), &[2, 16, 32]);
+    let want = npy("vision_hidden.npy").get(4).unwrap();
+    assert_close("vision last hidden", &out.last_hidden, &want, TOL);
 }
 
 #[test]
@@ -123,6 +125,8 @@ fn dpam_value_value_path_matches_reference() {
         &npy("dpam_embeds.npy"),
         TOL,
     );
+    let projected = m.vision.project_tokens(&out.layers[&4]).unwrap();
+    assert_close("dpam projected tokens", &projected, &npy("dpam_proj_tokens.npy"), TOL);
     assert_close(
         "dpam embeds = plain",
         &out.image_embeds,

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 
+import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPModel
 
@@ -43,6 +44,17 @@ def main():
         model.save_pretrained(d, safe_serialization=True)
 
         x = torch.randn(a.batch, 3, 224, 224)
+        # full-size parity: the same pixels through both
+        px, out_npy = os.path.join(d, "pixels.npy"), os.path.join(d, "embeds.npy")
+        np.save(px, x.numpy())
+        subprocess.run([a.exe, d, str(a.batch), "1", px, out_npy], check=True,
+                       capture_output=True)
+        with torch.inference_mode():
+            ref = model.get_image_features(pixel_values=x)
+        ref = getattr(ref, "pooler_output", ref).numpy()
+        diff = float(np.abs(np.load(out_npy) - ref).max())
+        print(f"ViT-B/16 image embeddings, hipl vs transformers: max abs diff {diff:.2e} "
+              f"(|ref| max {np.abs(ref).max():.2f})")
         rounds = []
         for _ in range(2):  # alternate to even out other load on the machine
             with torch.inference_mode():

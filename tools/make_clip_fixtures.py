@@ -263,7 +263,7 @@ def hf_fast_tokenizer(tok):
     merge_list = [(a, b) for (a, b), _ in merges]
     fast = CLIPTokenizerFast(vocab=enc, merges=merge_list)
     fast.save_pretrained(tmp)
-    with open(f"{tmp}/tokenizer.json", "rb") as f, gzip.open(f"{OUT}/tokenizer.json.gz", "wb") as g:
+    with open(f"{tmp}/tokenizer.json", "rb") as f, gzip.GzipFile(f"{OUT}/tokenizer.json.gz", "wb", mtime=0) as g:
         g.write(f.read())
     shutil.rmtree(tmp)
     return fast
@@ -325,6 +325,8 @@ def main():
         hd, pd = vision_loop(vm, pix, dpam_from=3)
         save("dpam_hidden.npy", torch.stack(hd))
         save("dpam_embeds.npy", model.visual_projection(pd))
+        # AnomalyCLIP maps patch tokens into the joint space with ln_post and the projection
+        save("dpam_proj_tokens.npy", model.visual_projection(vm.post_layernorm(hd[4])))
 
         # vision prompts: 3 tokens appended at block 1, replaced by 2 at block 3
         vp1 = 0.5 * torch.randn(2, 3, 32)

@@ -38,6 +38,9 @@ pub struct VisionOutput {
     pub pooled: Tensor,
     /// Block index to `[B, 1 + gh * gw, width]` (class token first, prompts stripped).
     pub layers: BTreeMap<usize, Tensor>,
+    /// `[B, 1 + gh * gw, width]`: the last block's output on the original path (prompts
+    /// stripped), before `post_layernorm`.
+    pub last_hidden: Tensor,
     /// Patches per column and per row.
     pub grid: (usize, usize),
 }
@@ -171,6 +174,13 @@ impl VisionTower {
         Ok(pos)
     }
 
+    /// The projection alone, on any tokens `[.., width]`. AnomalyCLIP's image feature is
+    /// this applied to the class token of [`VisionOutput::last_hidden`] (it skips
+    /// `post_layernorm` there), where CLIP's is [`VisionOutput::image_embeds`].
+    pub fn project(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.proj.forward(tokens)
+    }
+
     /// `post_layernorm` then the projection, on any tokens `[.., width]` (AnomalyCLIP maps
     /// patch tokens into the joint space this way).
     pub fn project_tokens(&self, tokens: &Tensor) -> Result<Tensor> {
@@ -269,10 +279,12 @@ impl VisionTower {
 
         let pooled = self.post_ln.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?;
         let image_embeds = self.proj.forward(&pooled)?;
+        let last_hidden = x.narrow(1, 0, n_tok)?;
         Ok(VisionOutput {
             image_embeds,
             pooled,
             layers,
+            last_hidden,
             grid: (gh, gw),
         })
     }
