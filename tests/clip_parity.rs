@@ -126,7 +126,12 @@ fn dpam_value_value_path_matches_reference() {
         TOL,
     );
     let projected = m.vision.project_tokens(&out.layers[&4]).unwrap();
-    assert_close("dpam projected tokens", &projected, &npy("dpam_proj_tokens.npy"), TOL);
+    assert_close(
+        "dpam projected tokens",
+        &projected,
+        &npy("dpam_proj_tokens.npy"),
+        TOL,
+    );
     assert_close(
         "dpam embeds = plain",
         &out.image_embeds,
@@ -357,6 +362,103 @@ fn half_precision_weights_load_and_stay_close() {
             &t.text_embeds,
             &want_t,
             tol * scale,
+        );
+    }
+}
+
+#[test]
+fn patch14_model_at_518px_runs_on_a_37x37_grid() {
+    // the tiny weights with a 14-pixel patch and a 2 x 2 trained grid, like ViT-L/14's
+    // 16 x 16 at 224 px, then run at 518 px as AnomalyCLIP does
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::Cpu;
+    let mut ts =
+        candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &dev).unwrap();
+    let patch = Tensor::randn(0f32, 0.05, (32, 3, 14, 14), &dev).unwrap();
+    let pos = Tensor::randn(0f32, 0.5, (5, 32), &dev).unwrap();
+    ts.insert(
+        "vision_model.embeddings.patch_embedding.weight".into(),
+        patch,
+    );
+    ts.insert(
+        "vision_model.embeddings.position_embedding.weight".into(),
+        pos,
+    );
+    candle_core::safetensors::save(&ts, dir.path().join("model.safetensors")).unwrap();
+    let cfg = std::fs::read_to_string(tiny_dir().join("config.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    v["vision_config"]["patch_size"] = 14.into();
+    v["vision_config"]["image_size"] = 28.into();
+    std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+    let m = hipl::model::clip::ClipModel::load(dir.path(), DType::F32, &dev).unwrap();
+
+    let img = hipl::model::clip::preprocess::load_images(&[fixtures().join("rgb.png")], 518, &dev)
+        .unwrap();
+    let opts = VisionOptions {
+        layers: vec![2, 4],
+        dpam_from: Some(3),
+        ..Default::default()
+    };
+    let out = m.vision.forward(&img, &opts).unwrap();
+    assert_eq!(out.grid, (37, 37));
+    assert_eq!(out.patch_tokens(4).unwrap().dims(), &[1, 37 * 37, 32]);
+    let finite = out.layers[&4]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(finite.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn prompt_gradient_agrees_with_finite_differences() {
+    let mut m = tiny(DType::F32);
+    m.set_differentiable(true);
+    let ids = ClipTokenizer::bundled()
+        .unwrap()
+        .prompt_template(4, "object .")
+        .unwrap();
+    let base = npy("tprompt_prefix.npy").to_dtype(DType::F64).unwrap();
+    let loss = |p: &Tensor| -> Tensor {
+        let prompts = TextPrompts::new().with_prefix(p.to_dtype(DType::F32).unwrap());
+        let opts = TextOptions {
+            layers: vec![],
+            prompts: Some(&prompts),
+        };
+        let e = m.text.forward(&[ids.clone()], &opts).unwrap().text_embeds;
+        e.sqr().unwrap().sum_all().unwrap()
+    };
+    let var = candle_core::Var::from_tensor(&base.to_dtype(DType::F32).unwrap()).unwrap();
+    let grads = loss(var.as_tensor()).backward().unwrap();
+    let g = grads
+        .get(var.as_tensor())
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+
+    let h = 1e-2;
+    for (b, i, k) in [(0usize, 0usize, 3usize), (1, 2, 17), (0, 3, 31)] {
+        let bump = |s: f64| {
+            let mut d = vec![0f64; 2 * 4 * 32];
+            d[(b * 4 + i) * 32 + k] = s;
+            let d = Tensor::from_vec(d, (2, 4, 32), &Device::Cpu).unwrap();
+            let l = loss(&(&base + d).unwrap());
+            l.to_scalar::<f32>().unwrap() as f64
+        };
+        let fd = (bump(h) - bump(-h)) / (2.0 * h);
+        let an = g
+            .get(b)
+            .unwrap()
+            .get(i)
+            .unwrap()
+            .get(k)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let rel = (fd - an).abs() / fd.abs().max(an.abs()).max(1e-3);
+        assert!(
+            rel < 2e-2,
+            "d loss / d prefix[{b},{i},{k}]: analytic {an}, numeric {fd}"
         );
     }
 }

@@ -35,9 +35,7 @@ import open_clip
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizerFast
 
 OUT = "tests/fixtures/clip"
-BPE = "/work/shared/data/bpe_simple_vocab_16e6.txt.gz"
-if not os.path.exists(BPE):
-    BPE = "../shared/data/bpe_simple_vocab_16e6.txt.gz"
+BPE = "data/bpe_simple_vocab_16e6.txt.gz"  # the copy the repository carries
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
