@@ -425,7 +425,11 @@ fn prompt_gradient_agrees_with_finite_differences() {
             layers: vec![],
             prompts: Some(&prompts),
         };
-        let e = m.text.forward(&[ids.clone()], &opts).unwrap().text_embeds;
+        let e = m
+            .text
+            .forward(std::slice::from_ref(&ids), &opts)
+            .unwrap()
+            .text_embeds;
         e.sqr().unwrap().sum_all().unwrap()
     };
     let var = candle_core::Var::from_tensor(&base.to_dtype(DType::F32).unwrap()).unwrap();

@@ -22,6 +22,7 @@ use crate::{Error, Result};
 /// OpenAI CLIP's per-channel mean.
 pub const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's per-channel standard deviation.
+#[allow(clippy::excessive_precision)] // the published values, rounded to f32 by the compiler
 pub const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -61,6 +61,9 @@ impl VisionOutput {
     }
 }
 
+/// Interpolated position embeddings keyed by grid rows, grid columns and method.
+type PosCache = HashMap<(usize, usize, PosInterpolation), Tensor>;
+
 /// The vision transformer of a CLIP checkpoint.
 #[derive(Debug, Clone)]
 pub struct VisionTower {
@@ -71,7 +74,7 @@ pub struct VisionTower {
     /// `[1 + grid², width]`.
     pos: Tensor,
     /// Interpolated position embeddings by grid and method, computed once each.
-    pos_cache: Arc<Mutex<HashMap<(usize, usize, PosInterpolation), Tensor>>>,
+    pos_cache: Arc<Mutex<PosCache>>,
     pre_ln: LayerNorm,
     blocks: Vec<Block>,
     post_ln: LayerNorm,
