@@ -56,6 +56,33 @@ pub enum Error {
     /// A failure of the CUDA driver, cuBLAS, or a kernel check of the host emulator.
     #[error("device error in `{op}`: {msg}")]
     Device { op: String, msg: String },
+
+    /// A checkpoint tensor is missing or has the wrong shape or type.
+    #[error("checkpoint tensor `{key}`: expected {expected}, got {got}")]
+    Checkpoint {
+        key: String,
+        expected: String,
+        got: String,
+    },
+
+    /// A checkpoint file or its configuration cannot be parsed.
+    #[error("{path}: {reason}")]
+    BadFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// An image could not be decoded.
+    #[error("image {path}: {reason}")]
+    Image {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// A tensor operation failed inside candle.
+    #[cfg(feature = "candle")]
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
 }
 
 impl Error {
@@ -74,6 +101,14 @@ impl Error {
             arg: arg.into(),
             expected: expected.into(),
             got: format!("{got:?}"),
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
         }
     }
 }

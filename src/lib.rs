@@ -22,11 +22,14 @@
 //! ```
 
 pub mod autograd;
+pub mod cli;
 pub mod cpu;
 pub mod cuda;
 pub mod dense;
 pub mod error;
 pub mod hypergraph;
+#[cfg(feature = "candle")]
+pub mod model;
 pub mod real;
 mod validate;
 

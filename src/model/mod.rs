@@ -1,0 +1,2 @@
+//! The model layer on candle: CLIP and its prompting layers.
+pub mod clip;
