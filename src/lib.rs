@@ -22,6 +22,7 @@
 //! ```
 
 pub mod autograd;
+pub mod cli;
 pub mod cpu;
 pub mod dense;
 pub mod error;

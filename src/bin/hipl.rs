@@ -1,1 +1,48 @@
-fn main() {}
+//! `hipl`: dynamic hypergraphs and hypergraph convolution from the command line.
+//!
+//! Each subcommand lives in `hipl::cli::<name>` as an `Args` struct and a `run` function;
+//! adding one is a variant here and an arm in `main`.
+
+use clap::{Parser, Subcommand};
+use hipl::cli::{self, conv, demo, hypergraph};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hipl", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the hypergraph from features and run the convolution (and its backward).
+    Conv(conv::ConvArgs),
+    /// Build the hypergraph from features and print its statistics as JSON.
+    Hypergraph(hypergraph::HypergraphArgs),
+    /// Run the pipeline on a real image and draw a few hyperedges.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    cli::install_panic_hook();
+    cli::init_logging();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version are not failures; usage errors exit 1 like every other.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let out = &mut std::io::stdout().lock();
+    cli::exit_code(match &args.command {
+        Command::Conv(a) => conv::run(a, out),
+        Command::Hypergraph(a) => hypergraph::run(a, out),
+        Command::Demo(a) => demo::run(a, out),
+    })
+}

@@ -1,0 +1,577 @@
+//! The `hipl` binary: outputs agree with the library, files have the promised shapes and
+//! dtypes, and every bad input ends with `error: ...` and exit status 1.
+
+use hipl::{
+    build_hypergraph, hypergraph_conv_backward, hypergraph_conv_forward, HypergraphConfig,
+    IncidenceMode, Normalization, Real,
+};
+use ndarray::{Array, Array2, Array3, ArrayD, Dimension};
+use ndarray_npy::{read_npy, write_npy, ReadableElement, WritableElement};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+fn hipl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hipl"))
+        .args(args)
+        .output()
+        .expect("the hipl binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "hipl failed: {}\n{}",
+        stderr(o),
+        stdout(o)
+    );
+}
+
+/// Writes `a` as `name` in `dir` and returns the path as a string.
+fn put<T: WritableElement, D: Dimension>(dir: &Path, name: &str, a: &Array<T, D>) -> String {
+    let p = dir.join(name);
+    write_npy(&p, a).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn get<T: ReadableElement, D: Dimension>(path: impl AsRef<Path>) -> Array<T, D> {
+    read_npy(path.as_ref()).unwrap()
+}
+
+fn random<T: Real>(shape: &[usize], lo: f64, hi: f64, seed: u64) -> ArrayD<T> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    ArrayD::from_shape_fn(shape, |_| T::of(rng.random_range(lo..hi)))
+}
+
+fn r3<T: Real>(b: usize, n: usize, d: usize, seed: u64) -> Array3<T> {
+    random(&[b, n, d], -1.0, 1.0, seed)
+        .into_dimensionality()
+        .unwrap()
+}
+
+fn r2<T: Real>(r: usize, c: usize, lo: f64, hi: f64, seed: u64) -> Array2<T> {
+    random(&[r, c], lo, hi, seed).into_dimensionality().unwrap()
+}
+
+fn max_diff<T: Real, D: Dimension>(a: &Array<T, D>, b: &Array<T, D>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.to64() - y.to64()).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Runs `hipl conv` with and without every optional input and checks Y and the gradients
+/// against the library's forward and backward on the same inputs and config.
+fn conv_matches_library<T: Real + ReadableElement + WritableElement>(tol: f64) {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (b, n, dim, dx, c) = (2, 7, 5, 4, 3);
+    let f = r3::<T>(b, n, dim, 1);
+    let x = r3::<T>(b, n, dx, 2);
+    let theta_x = r2::<T>(dx, c, -1.0, 1.0, 3);
+    let theta_f = r2::<T>(dim, c, -1.0, 1.0, 4);
+    let w = r2::<T>(b, n, 0.5, 2.0, 5);
+    let dy = r3::<T>(b, n, c, 6);
+    let (fp, xp, tp_x, tp_f, wp, gp) = (
+        put(d, "f.npy", &f),
+        put(d, "x.npy", &x),
+        put(d, "tx.npy", &theta_x),
+        put(d, "tf.npy", &theta_f),
+        put(d, "w.npy", &w),
+        put(d, "g.npy", &dy),
+    );
+
+    let cases: Vec<(Vec<&str>, HypergraphConfig)> = vec![
+        (vec![], HypergraphConfig::paper()),
+        (
+            vec![
+                "--rule", "knn", "--k", "3", "--mode", "ste", "--alpha", "4", "--norm", "rw",
+            ],
+            HypergraphConfig {
+                alpha: 4.0,
+                ..HypergraphConfig::knn(3)
+                    .with_mode(IncidenceMode::StraightThrough)
+                    .with_norm(Normalization::RandomWalk)
+            },
+        ),
+        (
+            vec![
+                "--top-k",
+                "4",
+                "--mode",
+                "soft",
+                "--alpha",
+                "3",
+                "--tau=-0.1",
+            ],
+            HypergraphConfig {
+                alpha: 3.0,
+                tau: -0.1,
+                ..HypergraphConfig::top_k(4).with_mode(IncidenceMode::Soft)
+            },
+        ),
+    ];
+    for (i, (flags, cfg)) in cases.into_iter().enumerate() {
+        for with_x in [false, true] {
+            let out = d.join(format!("y{i}{with_x}.npy"));
+            let grads = d.join(format!("g{i}{with_x}"));
+            let mut args = vec!["conv", "--features", &fp, "--out", out.to_str().unwrap()];
+            args.extend(["--grad-output", &gp, "--grads-out", grads.to_str().unwrap()]);
+            if with_x {
+                args.extend(["--x", &xp, "--theta", &tp_x, "--weights", &wp]);
+            } else {
+                args.extend(["--theta", &tp_f]);
+            }
+            args.extend(flags.iter().copied());
+            let o = hipl(&args);
+            assert_ok(&o);
+
+            let (xv, theta, wv) = if with_x {
+                (Some(x.view()), theta_x.view(), Some(w.view()))
+            } else {
+                (None, theta_f.view(), None)
+            };
+            let (y, ctx) = hypergraph_conv_forward(f.view(), xv, theta, wv, &cfg).unwrap();
+            let g = hypergraph_conv_backward(&ctx, f.view(), xv, theta, wv, dy.view()).unwrap();
+            let case = format!("case {i} {flags:?}, with x: {with_x}");
+            assert!(max_diff(&get::<T, _>(&out), &y) <= tol, "Y differs: {case}");
+            assert!(
+                max_diff(&get::<T, _>(grads.join("dF.npy")), &g.df) <= tol,
+                "dF: {case}"
+            );
+            assert!(
+                max_diff(&get::<T, _>(grads.join("dTheta.npy")), &g.dtheta) <= tol,
+                "{case}"
+            );
+            assert_eq!(grads.join("dX.npy").exists(), with_x, "{case}");
+            assert_eq!(grads.join("dW.npy").exists(), with_x, "{case}");
+            if with_x {
+                let dxf: Array3<T> = get(grads.join("dX.npy"));
+                assert_eq!(dxf.dim(), (b, n, dx));
+                assert!(max_diff(&dxf, g.dx.as_ref().unwrap()) <= tol, "dX: {case}");
+                let dwf: Array2<T> = get(grads.join("dW.npy"));
+                assert_eq!(dwf.dim(), (b, n));
+                assert!(max_diff(&dwf, &g.dweights) <= tol, "dW: {case}");
+            }
+            let structural = cfg.mode != IncidenceMode::Hard;
+            if with_x && structural {
+                // F reaches the loss only through the structure here: its gradient is real.
+                assert!(g.df.iter().any(|v| v.to64() != 0.0), "dF all zero: {case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_f32_outputs_and_gradients_equal_the_library() {
+    conv_matches_library::<f32>(1e-5);
+}
+
+#[test]
+fn conv_f64_outputs_and_gradients_equal_the_library() {
+    conv_matches_library::<f64>(1e-12);
+}
+
+fn descr(path: impl AsRef<Path>) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..]).to_string();
+    header.split('\'').nth(3).unwrap().to_string()
+}
+
+#[test]
+fn conv_outputs_keep_the_input_dtype() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    for (name, want) in [("f32", "<f4"), ("f64", "<f8")] {
+        let (fp, tp, gp) = if name == "f32" {
+            (
+                put(d, "f32.npy", &r3::<f32>(1, 5, 3, 1)),
+                put(d, "t32.npy", &Array2::<f32>::eye(3)),
+                put(d, "g32.npy", &r3::<f32>(1, 5, 3, 2)),
+            )
+        } else {
+            (
+                put(d, "f64.npy", &r3::<f64>(1, 5, 3, 1)),
+                put(d, "t64.npy", &Array2::<f64>::eye(3)),
+                put(d, "g64.npy", &r3::<f64>(1, 5, 3, 2)),
+            )
+        };
+        let y = d.join(format!("y{name}.npy"));
+        let gd = d.join(format!("grads{name}"));
+        let o = hipl(&[
+            "conv",
+            "--features",
+            &fp,
+            "--theta",
+            &tp,
+            "--out",
+            y.to_str().unwrap(),
+            "--grad-output",
+            &gp,
+            "--grads-out",
+            gd.to_str().unwrap(),
+        ]);
+        assert_ok(&o);
+        assert_eq!(descr(&y), want);
+        assert_eq!(descr(gd.join("dF.npy")), want);
+        assert_eq!(descr(gd.join("dTheta.npy")), want);
+    }
+}
+
+#[test]
+fn hypergraph_prints_json_stats_and_writes_u8_incidence() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let f = r3::<f32>(2, 9, 4, 7);
+    let fp = put(d, "f.npy", &f);
+    let hp = d.join("h.npy");
+    let o = hipl(&[
+        "hypergraph",
+        "--features",
+        &fp,
+        "--rule",
+        "knn",
+        "--k",
+        "3",
+        "--incidence-out",
+        hp.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    for key in [
+        "B",
+        "N",
+        "D",
+        "dtype",
+        "rule",
+        "build_ms",
+        "density",
+        "vertex_degree",
+        "hyperedge_degree",
+        "representation",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key} in {v}");
+    }
+    assert_eq!(
+        (v["B"].as_u64(), v["N"].as_u64(), v["D"].as_u64()),
+        (Some(2), Some(9), Some(4))
+    );
+    assert_eq!(v["rule"]["name"], "knn");
+    assert_eq!(v["rule"]["k"], 3);
+    assert!(v["build_ms"].as_f64().unwrap() >= 0.0);
+    // kNN: every hyperedge has exactly k members.
+    for stat in ["min", "mean", "max"] {
+        assert_eq!(v["hyperedge_degree"][stat].as_f64(), Some(3.0), "{v}");
+    }
+    assert!((v["density"].as_f64().unwrap() - 3.0 / 9.0).abs() < 1e-12);
+
+    let h: Array3<u8> = get(&hp);
+    assert_eq!(h.dim(), (2, 9, 9));
+    let expected = build_hypergraph(f.view(), &HypergraphConfig::knn(3))
+        .unwrap()
+        .to_dense();
+    let expected: Vec<u8> = expected.iter().map(|&x| u8::from(x != 0.0)).collect();
+    assert_eq!(h.as_slice().unwrap(), &expected[..]);
+    for bi in 0..2 {
+        for j in 0..9 {
+            assert_eq!(
+                h[[bi, j, j]],
+                1,
+                "centre {j} of image {bi} not in its hyperedge"
+            );
+        }
+    }
+}
+
+#[test]
+fn hypergraph_soft_mode_writes_soft_values() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let f = r3::<f64>(1, 6, 3, 8);
+    let fp = put(d, "f.npy", &f);
+    let hp = d.join("h.npy");
+    let o = hipl(&[
+        "hypergraph",
+        "--features",
+        &fp,
+        "--mode",
+        "soft",
+        "--alpha",
+        "2",
+        "--incidence-out",
+        hp.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let h: Array3<f64> = get(&hp);
+    let cfg = HypergraphConfig {
+        alpha: 2.0,
+        ..HypergraphConfig::paper()
+    }
+    .with_mode(IncidenceMode::Soft);
+    let expected = build_hypergraph(f.view(), &cfg).unwrap().to_dense();
+    assert_eq!(h.as_slice().unwrap(), &expected[..]);
+    assert!(h.iter().any(|&x| x > 0.0 && x < 1.0));
+}
+
+fn carried_image() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/images/chelsea.png")
+}
+
+#[test]
+fn demo_runs_on_the_carried_image_and_writes_pngs() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("demo");
+    let img = carried_image();
+    let o = hipl(&[
+        "demo",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "112",
+    ]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    for needle in [
+        "paper rule",
+        "kNN (k = 9)",
+        "density",
+        "convolution",
+        "most connected",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    for name in ["paper.png", "knn.png"] {
+        let p = out.join(name);
+        assert!(text.contains(p.to_str().unwrap()), "{name} not printed");
+        let png = image::open(&p).expect("a readable PNG").to_rgb8();
+        // Several tiles side by side, each the 8×5-patch image scaled up.
+        assert!(png.width() > png.height() && png.height() >= 5 * 14);
+    }
+}
+
+#[test]
+fn demo_without_an_image_uses_the_default() {
+    let dir = TempDir::new().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hipl"))
+        .args(["demo", "--out", "pngs", "--size", "56", "--k", "3"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert!(stdout(&o).contains("chelsea.png"));
+    assert!(dir.path().join("pngs/knn.png").metadata().unwrap().len() > 0);
+}
+
+/// Expects exit status 1, one `error:` line naming `needle`, and no panic.
+fn assert_fails(args: &[&str], needle: &str) {
+    let o = hipl(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "args {args:?}: stderr {err}");
+    assert!(err.starts_with("error: "), "args {args:?}: stderr {err}");
+    assert!(
+        err.contains(needle),
+        "args {args:?}: {needle:?} not in {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_inputs_exit_1_with_a_message_naming_the_argument() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let f = put(d, "f.npy", &r3::<f32>(1, 6, 3, 1));
+    let t = put(d, "t.npy", &Array2::<f32>::eye(3));
+    let y = d.join("y.npy");
+    let y = y.to_str().unwrap();
+    let conv = |extra: &[&str]| {
+        let mut a = vec!["conv", "--out", y];
+        a.extend_from_slice(extra);
+        a
+    };
+
+    let missing = d.join("missing.npy");
+    let missing = missing.to_str().unwrap();
+    assert_fails(
+        &conv(&["--features", missing, "--theta", &t]),
+        "missing.npy",
+    );
+    assert_fails(
+        &conv(&["--features", &f, "--theta", missing]),
+        "missing.npy",
+    );
+
+    let corrupt = d.join("corrupt.npy");
+    std::fs::write(&corrupt, b"this is not an npy file at all").unwrap();
+    let corrupt = corrupt.to_str().unwrap();
+    assert_fails(
+        &conv(&["--features", corrupt, "--theta", &t]),
+        "corrupt.npy",
+    );
+
+    let truncated = d.join("truncated.npy");
+    let full = std::fs::read(&f).unwrap();
+    std::fs::write(&truncated, &full[..full.len() - 8]).unwrap();
+    let truncated = truncated.to_str().unwrap();
+    assert_fails(
+        &conv(&["--features", truncated, "--theta", &t]),
+        "truncated.npy",
+    );
+
+    let ints = put(d, "ints.npy", &Array3::<i64>::zeros((1, 6, 3)));
+    assert_fails(
+        &conv(&["--features", &ints, "--theta", &t]),
+        "`--features` holds dtype",
+    );
+    let t64 = put(d, "t64.npy", &Array2::<f64>::eye(3));
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t64]),
+        "all inputs must share one dtype",
+    );
+
+    let flat = put(d, "flat.npy", &Array2::<f32>::ones((6, 3)));
+    assert_fails(
+        &conv(&["--features", &flat, "--theta", &t]),
+        "must have 3 dimensions",
+    );
+    let t_bad = put(d, "t_bad.npy", &Array2::<f32>::eye(4));
+    assert_fails(&conv(&["--features", &f, "--theta", &t_bad]), "theta");
+    let x_bad = put(d, "x_bad.npy", &r3::<f32>(1, 5, 3, 2));
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--x", &x_bad]),
+        "`x`",
+    );
+    let w_bad = put(d, "w_bad.npy", &Array2::<f32>::ones((1, 5)));
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--weights", &w_bad]),
+        "weights",
+    );
+    let w_neg = put(d, "w_neg.npy", &Array2::<f32>::from_elem((1, 6), -1.0));
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--weights", &w_neg]),
+        "weights",
+    );
+    let g_bad = put(d, "g_bad.npy", &r3::<f32>(1, 6, 2, 3));
+    let gd = d.join("grads");
+    let gd = gd.to_str().unwrap();
+    let args = conv(&[
+        "--features",
+        &f,
+        "--theta",
+        &t,
+        "--grad-output",
+        &g_bad,
+        "--grads-out",
+        gd,
+    ]);
+    assert_fails(&args, "dy");
+
+    let mut nan = r3::<f32>(1, 6, 3, 4);
+    nan[[0, 2, 1]] = f32::NAN;
+    let nan = put(d, "nan.npy", &nan);
+    assert_fails(
+        &conv(&["--features", &nan, "--theta", &t]),
+        "non-finite value in `features`",
+    );
+    let mut inf = Array2::<f32>::eye(3);
+    inf[[1, 1]] = f32::INFINITY;
+    let inf = put(d, "inf.npy", &inf);
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &inf]),
+        "non-finite value in `theta`",
+    );
+
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--alpha", "0"]),
+        "`alpha`",
+    );
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--alpha", "-2"]),
+        "`alpha`",
+    );
+    let knn7 = ["--features", &f, "--theta", &t, "--rule", "knn", "--k", "7"];
+    assert_fails(&conv(&knn7), "`k`");
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--rule", "knn"]),
+        "--k",
+    );
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--rule", "eps"]),
+        "--eps",
+    );
+    assert_fails(&conv(&["--features", &f, "--theta", &t, "--k", "3"]), "--k");
+    assert_fails(
+        &conv(&["--features", &f, "--theta", &t, "--top-k", "9"]),
+        "top_k",
+    );
+
+    let empty = put(d, "empty.npy", &Array3::<f32>::zeros((0, 6, 3)));
+    assert_fails(
+        &conv(&["--features", &empty, "--theta", &t]),
+        "non-empty batch",
+    );
+    let single = put(d, "single.npy", &r3::<f32>(1, 1, 3, 5));
+    assert_fails(&conv(&["--features", &single, "--theta", &t]), "N >= 2");
+    let zero_row = put(d, "zero.npy", &Array3::<f32>::zeros((1, 6, 3)));
+    assert_fails(
+        &conv(&["--features", &zero_row, "--theta", &t]),
+        "zero-norm row",
+    );
+
+    // Usage errors (clap's own) exit 1 too.
+    assert_fails(&["conv", "--features", &f, "--out", y], "--theta");
+    assert_fails(
+        &[
+            "conv",
+            "--features",
+            &f,
+            "--theta",
+            &t,
+            "--out",
+            y,
+            "--mode",
+            "x",
+        ],
+        "mode",
+    );
+
+    assert_fails(&["hypergraph", "--features", missing], "missing.npy");
+    assert_fails(
+        &["hypergraph", "--features", &ints],
+        "`--features` holds dtype",
+    );
+    let bad_out = d.join("no/such/dir/h.npy");
+    let bad_out = bad_out.to_str().unwrap();
+    assert_fails(
+        &["hypergraph", "--features", &f, "--incidence-out", bad_out],
+        "h.npy",
+    );
+
+    assert_fails(
+        &["demo", missing, "--out", d.to_str().unwrap()],
+        "missing.npy",
+    );
+    assert_fails(&["demo", &f, "--out", d.to_str().unwrap()], "f.npy");
+    let img = carried_image();
+    let img = img.to_str().unwrap();
+    assert_fails(&["demo", img, "--patch", "0"], "--patch");
+    assert_fails(&["demo", img, "--size", "20"], "--size");
+    assert_fails(
+        &["demo", img, "--size", "56", "--k", "500", "--out", gd],
+        "`k`",
+    );
+}
