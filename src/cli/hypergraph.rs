@@ -5,7 +5,7 @@ use super::npy::{self, Dtype, NpyReal};
 use super::{emit, rule_name, RuleArgs};
 use crate::autograd::build_hypergraph;
 use crate::error::Result;
-use crate::hypergraph::{DegreeStats, HypergraphConfig, IncidenceMode, Rule};
+use crate::hypergraph::{DegreeStats, HypergraphConfig, IncidenceMode, Normalization, Rule};
 use clap::Args;
 use ndarray::Array3;
 use serde_json::{json, Value};
@@ -92,8 +92,15 @@ fn rule_json(cfg: &HypergraphConfig) -> Value {
         "name": rule_name(&cfg.rule),
         "alpha": cfg.alpha,
         "tau": cfg.tau,
-        "mode": format!("{:?}", cfg.mode),
-        "norm": format!("{:?}", cfg.norm),
+        "mode": match cfg.mode {
+            IncidenceMode::Hard => "hard",
+            IncidenceMode::Soft => "soft",
+            IncidenceMode::StraightThrough => "ste",
+        },
+        "norm": match cfg.norm {
+            Normalization::Symmetric => "sym",
+            Normalization::RandomWalk => "rw",
+        },
     });
     let extra = match cfg.rule {
         Rule::Threshold { top_k } => ("top_k", json!(top_k)),

@@ -55,6 +55,12 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
+/// An input file's I/O failure, saying which flag named the file.
+fn input_err(path: &Path, arg: &str, source: std::io::Error) -> Error {
+    let source = std::io::Error::new(source.kind(), format!("{source} (given to `{arg}`)"));
+    io_err(path, source)
+}
+
 /// The header's type descriptor as numpy spells it (`'<f4'`), for messages.
 fn descriptor(header: &Header) -> String {
     header.type_descriptor.to_string()
@@ -79,7 +85,7 @@ fn parse_header(path: &Path, arg: &str, reader: &mut impl std::io::Read) -> Resu
         ndarray_npy::npy::header::ReadHeaderError::Io(source)
             if source.kind() != std::io::ErrorKind::UnexpectedEof =>
         {
-            io_err(path, source)
+            input_err(path, arg, source)
         }
         other => format_err(path, format!("`{arg}` is not a valid .npy file: {other}")),
     })
@@ -87,7 +93,7 @@ fn parse_header(path: &Path, arg: &str, reader: &mut impl std::io::Read) -> Resu
 
 /// The element type of the `.npy` file given to `arg`, from its header alone.
 pub fn dtype_of(path: &Path, arg: &str) -> Result<Dtype> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    let file = File::open(path).map_err(|e| input_err(path, arg, e))?;
     let header = parse_header(path, arg, &mut BufReader::new(file))?;
     dtype_of_header(path, arg, &header)
 }
@@ -96,7 +102,7 @@ pub fn dtype_of(path: &Path, arg: &str) -> Result<Dtype> {
 /// `axes` names them for the message when the count differs (`"[B, N, D]"`). A file of
 /// another float type is refused: the CLI runs in the features' type.
 pub fn read<T: NpyReal, D: Dimension>(path: &Path, arg: &str, axes: &str) -> Result<Array<T, D>> {
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| input_err(path, arg, e))?;
     let header = parse_header(path, arg, &mut &bytes[..])?;
     let dtype = dtype_of_header(path, arg, &header)?;
     if dtype != T::DTYPE {
