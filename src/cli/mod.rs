@@ -202,10 +202,15 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
     }
 }
 
-/// Writes one report line, mapping a failed write (a closed pipe) to [`Error::Io`].
+/// Writes one report line, mapping a failed write to [`Error::Io`]. A reader that went away
+/// (`hipl ... | head`) is not a failure: the rest of the report is dropped and the work
+/// (files to write) goes on.
 pub(crate) fn emit(out: &mut dyn Write, line: impl std::fmt::Display) -> Result<()> {
-    writeln!(out, "{line}").map_err(|source| Error::Io {
-        path: "<stdout>".into(),
-        source,
-    })
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|source| Error::Io {
+            path: "<stdout>".into(),
+            source,
+        }),
+    }
 }
