@@ -66,6 +66,8 @@ fn descriptor(header: &Header) -> String {
     header.type_descriptor.to_string()
 }
 
+// LIMITATION: float16 / bfloat16 `.npy` files are refused (the CPU path runs in f32 and f64);
+// converting them on load would lift it.
 fn dtype_of_header(path: &Path, arg: &str, header: &Header) -> Result<Dtype> {
     match header.type_descriptor.as_string().map(String::as_str) {
         Some("<f4" | ">f4") => Ok(Dtype::F32),
