@@ -1,12 +1,14 @@
-//! The `hipl` command line.
+//! `hipl`: dynamic hypergraphs and hypergraph convolution from the command line.
+//!
+//! Each subcommand lives in `hipl::cli::<name>` as an `Args` struct and a `run` function;
+//! adding one is a variant here and an arm in `main`.
+
 use clap::{Parser, Subcommand};
+use hipl::cli::{self, conv, demo, hypergraph};
+use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "hipl",
-    version,
-    about = "Hypergraph prompt learning for zero-shot anomaly detection"
-)]
+#[command(name = "hipl", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,6 +16,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build the hypergraph from features and run the convolution (and its backward).
+    Conv(conv::ConvArgs),
+    /// Build the hypergraph from features and print its statistics as JSON.
+    Hypergraph(hypergraph::HypergraphArgs),
+    /// Run the pipeline on a real image and draw a few hyperedges.
+    Demo(demo::DemoArgs),
     /// Embed images and texts with a CLIP checkpoint; writes image_embeds.npy, text_embeds.npy.
     #[cfg(feature = "candle")]
     ClipEmbed(hipl::cli::clip::ClipEmbedArgs),
@@ -22,21 +30,29 @@ enum Command {
     Tokenize(hipl::cli::clip::TokenizeArgs),
 }
 
-#[cfg_attr(not(feature = "candle"), allow(unreachable_code, unused_variables))]
-fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    let result: hipl::Result<()> = match cli.command {
-        #[cfg(feature = "candle")]
-        Command::ClipEmbed(args) => hipl::cli::clip::run_clip_embed(&args),
-        #[cfg(feature = "candle")]
-        Command::Tokenize(args) => hipl::cli::clip::run_tokenize(&args),
+fn main() -> ExitCode {
+    cli::install_panic_hook();
+    cli::init_logging();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version are not failures; usage errors exit 1 like every other.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
     };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    let out = &mut std::io::stdout().lock();
+    cli::exit_code(match &args.command {
+        Command::Conv(a) => conv::run(a, out),
+        Command::Hypergraph(a) => hypergraph::run(a, out),
+        Command::Demo(a) => demo::run(a, out),
+        #[cfg(feature = "candle")]
+        Command::ClipEmbed(a) => hipl::cli::clip::run_clip_embed(a),
+        #[cfg(feature = "candle")]
+        Command::Tokenize(a) => hipl::cli::clip::run_tokenize(a),
+    })
 }
