@@ -11,7 +11,7 @@
 #[path = "common.rs"]
 mod common;
 
-use common::{clip_like, mib, peak_extra, theta, Counting};
+use common::{clip_like, mib, peak_extra, theta, warm_gemm_scratch, Counting};
 use criterion::{BenchmarkId, Criterion};
 use hipl::*;
 use std::time::Duration;
@@ -77,6 +77,7 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let mut memory = Vec::new();
+    warm_gemm_scratch();
     for (n, d) in shapes() {
         let x = Inputs { f: clip_like(B, n, d, 1), theta: theta(d, d, 2), dy: clip_like(B, n, d, 3) };
         for (rule, cfg) in rules() {

@@ -17,7 +17,8 @@
 mod common;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use common::{clip_like, peak_extra, theta, Counting};
+use common::{clip_like, peak_extra, theta, warm_gemm_scratch, Counting};
+use hipl::cpu::gemm::Op;
 use hipl::*;
 use ndarray::{Array2, Array3};
 use ndarray_npy::{read_npy, write_npy};
@@ -209,6 +210,7 @@ fn run(case: &Case) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let cfg = config(case);
     let (b, n, d) = x.f.dim();
 
+    warm_gemm_scratch();
     let t0 = Instant::now();
     let out = once(&x, &cfg, case.pass, case.path)?;
     let warmup_s = t0.elapsed().as_secs_f64();
@@ -230,15 +232,20 @@ fn run(case: &Case) -> std::result::Result<(), Box<dyn std::error::Error>> {
     if let Some(p) = &case.out {
         write_npy(p, &out)?;
     }
-    let stats = match (case.path, case.incidence_out.is_some()) {
-        (PathArg::Fused, _) | (_, true) => {
+    let stats = match case.path {
+        PathArg::Fused => {
             let hg = build_hypergraph(x.f.view(), &cfg)?;
             if let Some(p) = &case.incidence_out {
                 write_npy(p, &Array3::from_shape_vec((b, n, n), hg.to_dense())?)?;
             }
             Some(hg.stats())
         }
-        _ => None,
+        PathArg::Dense => {
+            if let Some(p) = &case.incidence_out {
+                write_npy(p, &dense_selection(&x.f, &cfg)?)?;
+            }
+            None
+        }
     };
     let line = serde_json::json!({
         "side": "rust",
@@ -268,4 +275,44 @@ fn out_bytes(x: &Inputs, pass: PassArg) -> usize {
     let (b, n, d) = x.f.dim();
     let cols = if pass == PassArg::Forward { x.theta.ncols() } else { d };
     b * n * cols * std::mem::size_of::<f32>()
+}
+
+/// The hard incidence `hipl::dense` selects under a kNN / top-k rule, recomputed with the
+/// same public pieces it uses (row normalisation, then the Gram matrix of the normalised
+/// rows through the same sequential faer product, then per hyperedge `e` the centre and the
+/// `k − 1` most similar others by column `e`, ties to the lower index, counting only those
+/// above `tau` for the top-k cap), so the agreement check can compare like with like.
+/// Other rules: the fused path's incidence (they have no selection).
+fn dense_selection(f: &Array3<f32>, cfg: &HypergraphConfig) -> Result<Array3<f32>> {
+    let (k, thresholded) = match cfg.rule {
+        Rule::Knn { k } => (k, false),
+        Rule::Threshold { top_k: Some(k) } => (k, true),
+        _ => {
+            let hg = build_hypergraph(f.view(), cfg)?;
+            let (b, n, _) = f.dim();
+            return Ok(Array3::from_shape_vec((b, n, n), hg.to_dense()).expect("length"));
+        }
+    };
+    let (fhat, _) = row_normalize_forward(f.view(), cfg.norm_eps as f32)?;
+    let (b, n, d) = f.dim();
+    let tau = cfg.tau as f32;
+    let mut h = Array3::<f32>::zeros((b, n, n));
+    for img in 0..b {
+        let a = fhat.index_axis(ndarray::Axis(0), img);
+        let a = a.as_slice().expect("standard layout");
+        let mut gram = vec![0.0f32; n * n];
+        hipl::cpu::gemm::gemm(&mut gram, (n, d, n), a, Op::N, a, Op::T, 1.0, false, false);
+        for e in 0..n {
+            let sim = |j: usize| gram[j * n + e];
+            let mut cand: Vec<usize> =
+                (0..n).filter(|&j| j != e && (!thresholded || sim(j) - tau > 0.0)).collect();
+            cand.sort_by(|&x, &y| sim(y).partial_cmp(&sim(x)).unwrap().then(x.cmp(&y)));
+            cand.truncate(k - 1);
+            cand.push(e);
+            for i in cand {
+                h[[img, i, e]] = 1.0;
+            }
+        }
+    }
+    Ok(h)
 }

@@ -35,13 +35,16 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import bench_report  # noqa: E402
 
 TOL = 1e-3
+# A swapped pair of candidates is a near tie when their float64 similarities to the centre
+# differ by at most this many times the measured f32 rounding error of a similarity.
+NEAR_TIE_FACTOR = 4.0
 HEADLINE = (4, 1369, 1024)
 # The O(N³) paths (torch naive, Rust dense) run only up to this N by default.
 MAX_DENSE_N = 1369
 
 QUICK = {
     "blocks": [
-        {"shapes": [(1, 196, 768), (2, 576, 768)], "rules": ["paper", "knn", "topk"],
+        {"shapes": [(2, 196, 768), (2, 576, 768)], "rules": ["paper", "knn", "topk"],
          "modes": ["hard", "soft"], "passes": ["forward", "train"]},
     ],
 }
@@ -74,9 +77,11 @@ def est_seconds(b, n, d, pass_, path):
     return flops / 100e9
 
 
-def repeats_for(b, n, d, pass_, path, forced):
+def repeats_for(b, n, d, pass_, path, forced, quick):
     if forced:
         return forced
+    if quick:
+        return 3
     t = est_seconds(b, n, d, pass_, path)
     return 7 if t < 0.2 else 5 if t < 1.5 else 3
 
@@ -181,25 +186,34 @@ def rel_err(out_path, ref_path):
 
 def diagnose_selection(inputs, rust_h, torch_h, k):
     """Where Rust's and torch's hard incidence differ: how many memberships, and how close,
-    in float64, the swapped members' similarities to the centre are (a near tie at the
-    k-th place shows up as a gap at f32 rounding level)."""
-    f = np.load(os.path.join(inputs, "f.npy")).astype(np.float64)
+    in float64, the swapped members' similarities to the centre are. A near tie is a gap
+    below NEAR_TIE_FACTOR times the f32 rounding error of those similarities (measured here
+    as max |S_f32 − S_f64| over the rows involved, numpy's f32 product standing in for
+    either side's)."""
+    f = np.load(os.path.join(inputs, "f.npy"))
     hr, ht = np.load(rust_h) > 0.5, np.load(torch_h) > 0.5
     diff = hr != ht
     if not diff.any():
         return {"memberships_differ": 0}
-    gaps = []
-    for b, e in sorted({(b, e) for b, _, e in zip(*np.nonzero(diff))}):
-        fh = f[b] / np.linalg.norm(f[b], axis=1, keepdims=True)
-        s = fh @ fh[e]
+    edges = sorted({(int(b), int(e)) for b, _, e in zip(*np.nonzero(diff))})
+    gaps, rounding = [], 0.0
+    for b, e in edges:
+        f64 = f[b].astype(np.float64)
+        fh64 = f64 / np.linalg.norm(f64, axis=1, keepdims=True)
+        fh32 = (f[b] / np.linalg.norm(f[b], axis=1, keepdims=True)).astype(np.float32)
+        s64, s32 = fh64 @ fh64[e], fh32 @ fh32[e]
+        rounding = max(rounding, float(np.abs(s32 - s64).max()))
         only_r = np.nonzero(hr[b, :, e] & ~ht[b, :, e])[0]
         only_t = np.nonzero(ht[b, :, e] & ~hr[b, :, e])[0]
-        gaps += [abs(s[i] - s[j]) for i in only_r for j in only_t]
+        gaps += [float(abs(s64[i] - s64[j])) for i in only_r for j in only_t]
+    gap = max(gaps) if gaps else None
     return {
         "memberships_differ": int(diff.sum()),
-        "hyperedges_differ": len({(b, e) for b, _, e in zip(*np.nonzero(diff))}),
+        "hyperedges_differ": len(edges),
         "hyperedges": int(diff.shape[0] * diff.shape[2]),
-        "max_f64_similarity_gap_of_swaps": float(max(gaps)) if gaps else None,
+        "max_f64_similarity_gap_of_swaps": gap,
+        "f32_rounding_of_similarity": rounding,
+        "near_tie": gap is not None and gap <= NEAR_TIE_FACTOR * rounding,
         "k": k,
     }
 
@@ -290,7 +304,7 @@ def main():
                     row["paths"][name] = {"skipped": f"O(N^3) path skipped at N > "
                                                      f"{args.max_dense_n}"}
                     continue
-                reps = repeats_for(b, n, d, case["pass"], path, args.repeats)
+                reps = repeats_for(b, n, d, case["pass"], path, args.repeats, args.quick)
                 out = os.path.join(inputs, f"{tag}_{name}.npy")
                 if side == "rust":
                     r = run_rust(exe, inputs, case, path, reps, out, args.timeout)
@@ -323,7 +337,17 @@ def main():
 
 
 def check(row, outs, inputs, exe, case, worker, timeout):
-    """Agreement of every path's output with torch best (CPU), or the best reference run."""
+    """Agreement of every path's output with torch best (CPU), or the best reference run.
+
+    Under kNN and top-k a vertex whose similarity ties another's at the k-th place to within
+    f32 rounding may be chosen by one side and not the other; one such swap moves a few
+    output rows by up to ~1/(2 d_v) of their scale, which is above TOL. A Rust path whose
+    raw error is above TOL is therefore checked again: its own hard incidence is read back,
+    compared with torch's (how many memberships differ, and the float64 similarity gap of
+    each swapped pair), and torch best is rerun with that incidence in place of its own
+    selection. The path agrees when that rerun agrees within TOL and every swap is a near
+    tie (see diagnose_selection); otherwise the disagreement stands and is reported.
+    """
     ref = next((p for p in ("torch-best", "torch-naive", "rust-dense") if p in outs), None)
     row["reference"] = ref
     row["agree"] = True
@@ -334,21 +358,42 @@ def check(row, outs, inputs, exe, case, worker, timeout):
             continue
         e = rel_err(out, outs[ref])
         row["paths"][name]["rel_err"] = e
-        if not e <= TOL:
+        if e <= TOL:
+            continue
+        if case["rule"] == "paper" or not name.startswith("rust-") or ref != "torch-best":
             row["agree"] = False
-    if not row["agree"] and case["rule"] != "paper":
-        # Compare the hard incidence the two sides chose.
-        rh, th = os.path.join(inputs, "h_rust.npy"), os.path.join(inputs, "h_torch.npy")
-        run_rust(exe, inputs, {**case, "mode": "hard"}, "fused", 0,
-                 os.path.join(inputs, "unused.npy"), timeout, incidence_out=rh)
-        worker.request({"inputs": inputs, "device": "cpu", "path": "best", "repeats": 0,
-                        "incidence_out": th, **case}, timeout)
-        if os.path.exists(rh) and os.path.exists(th):
-            k = row["paths"].get("rust-fused", {}).get("k")
-            row["selection_diagnosis"] = diagnose_selection(inputs, rh, th, k)
-            print(f"    disagreement: {row['selection_diagnosis']}", flush=True)
-            os.remove(rh)
-            os.remove(th)
+            continue
+        diag = same_selection(inputs, exe, case, name.split("-", 1)[1], out, worker, timeout)
+        row["paths"][name]["same_selection"] = diag
+        print(f"    {name}: raw rel err {e:.2e}; {diag}", flush=True)
+        if not (diag.get("rel_err_same_selection", float("inf")) <= TOL
+                and diag.get("memberships_differ", 1) > 0 and diag.get("near_tie")):
+            row["agree"] = False
+
+
+def same_selection(inputs, exe, case, rust_path, out, worker, timeout):
+    """Reads back the Rust path's hard incidence and torch's, compares them, and reruns
+    torch best with the Rust incidence; returns the diagnosis."""
+    rh, th = os.path.join(inputs, "h_rust.npy"), os.path.join(inputs, "h_torch.npy")
+    same = os.path.join(inputs, "same_selection.npy")
+    hard = {**case, "mode": "hard", "pass": "forward"}
+    r = run_rust(exe, inputs, hard, rust_path, 0, os.path.join(inputs, "unused.npy"), timeout,
+                 incidence_out=rh)
+    t = worker.request({"inputs": inputs, "device": "cpu", "path": "best", "repeats": 0,
+                        "incidence_out": th, **hard}, timeout)
+    if "error" in r or "error" in t:
+        return {"error": r.get("error") or t.get("error")}
+    diag = diagnose_selection(inputs, rh, th, r.get("k"))
+    t = worker.request({"inputs": inputs, "device": "cpu", "path": "best", "repeats": 0,
+                        "mask_from": rh, "out": same, **case}, timeout)
+    if "error" in t:
+        diag["error"] = t["error"]
+    else:
+        diag["rel_err_same_selection"] = rel_err(out, same)
+    for p in (rh, th, same, os.path.join(inputs, "unused.npy")):
+        if os.path.exists(p):
+            os.remove(p)
+    return diag
 
 
 if __name__ == "__main__":

@@ -75,16 +75,18 @@ def selection_mask(s, rule, k):
     return mask_t.transpose(-1, -2)
 
 
-def incidence(f, rule, k, mode, literal):
+def incidence(f, rule, k, mode, literal, mask=None):
     """H [B, N, N]. `literal` writes the paper's rule as the papers do (σ, then > 0.5);
-    otherwise the equivalent S > tau."""
+    otherwise the equivalent S > tau. `mask` replaces the kNN / top-k selection (a hard H
+    from elsewhere: the agreement check's same-selection rerun)."""
     soft = mode == "soft"
     with torch.set_grad_enabled(soft and torch.is_grad_enabled()):
         fh = normalise(f)
         s = fh @ fh.transpose(-1, -2)
         i = torch.sigmoid(ALPHA * (s - TAU)) if (soft or literal) else None
     with torch.no_grad():
-        mask = selection_mask(s.detach(), rule, k)
+        if mask is None or rule == "paper":
+            mask = selection_mask(s.detach(), rule, k)
     if soft:
         return i if mask is None else i * mask
     with torch.no_grad():
@@ -102,8 +104,8 @@ def inv_pow(v, p):
     return torch.where(pos, torch.where(pos, v, torch.ones_like(v)).pow(-p), torch.zeros_like(v))
 
 
-def conv_naive(f, theta, rule, k, mode):
-    h = incidence(f, rule, k, mode, literal=True)
+def conv_naive(f, theta, rule, k, mode, mask=None):
+    h = incidence(f, rule, k, mode, literal=True, mask=mask)
     w = torch.ones(h.shape[:-1], dtype=f.dtype, device=f.device)
     d_v = (h * w.unsqueeze(-2)).sum(-1)
     d_e = h.sum(-2)
@@ -114,8 +116,8 @@ def conv_naive(f, theta, rule, k, mode):
     return g @ (f @ theta)
 
 
-def conv_best(f, theta, rule, k, mode):
-    h = incidence(f, rule, k, mode, literal=False)
+def conv_best(f, theta, rule, k, mode, mask=None):
+    h = incidence(f, rule, k, mode, literal=False, mask=mask)
     w = torch.ones(h.shape[:-1], dtype=f.dtype, device=f.device)
     d_v = h @ w.unsqueeze(-1)
     d_e = h.sum(-2)
@@ -134,15 +136,18 @@ def make_run(x, spec):
     rule, mode = spec["rule"], spec["mode"]
     k = spec.get("k") or DEFAULT_K[rule]
     f, theta, dy = x["f"], x["theta"], x["dy"]
+    mask = None
+    if spec.get("mask_from"):
+        mask = torch.from_numpy(np.load(spec["mask_from"])).to(f.device, f.dtype)
     if spec["pass"] == "forward":
         def run():
             with torch.no_grad():
-                return conv(f, theta, rule, k, mode)
+                return conv(f, theta, rule, k, mode, mask)
     else:
         def run():
             fl = f.detach().requires_grad_(True)
             tl = theta.detach().requires_grad_(True)
-            y = conv(fl, tl, rule, k, mode)
+            y = conv(fl, tl, rule, k, mode, mask)
             y.backward(dy)
             return fl.grad
     return run
@@ -294,6 +299,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out")
     ap.add_argument("--incidence-out")
+    ap.add_argument("--mask-from", help="a hard H [B, N, N] .npy replacing the selection")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.serve:
@@ -302,7 +308,8 @@ def main():
     if not a.inputs:
         ap.error("--inputs is required without --serve")
     spec = {"rule": a.rule, "k": a.k, "mode": a.mode, "pass": a.pass_, "path": a.path,
-            "repeats": a.repeats, "out": a.out, "incidence_out": a.incidence_out}
+            "repeats": a.repeats, "out": a.out, "incidence_out": a.incidence_out,
+            "mask_from": a.mask_from}
     print(json.dumps(run_case(load_inputs(a.inputs, a.device), spec)))
 
 
