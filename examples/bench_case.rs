@@ -89,6 +89,9 @@ struct Case {
     /// Where to write the dense incidence `H` [B, N, N] as `.npy` (agreement diagnostics).
     #[arg(long)]
     incidence_out: Option<PathBuf>,
+    /// Only write `--incidence-out`; time nothing.
+    #[arg(long)]
+    only_incidence: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -209,6 +212,19 @@ fn run(case: &Case) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let x = load(case)?;
     let cfg = config(case);
     let (b, n, d) = x.f.dim();
+    if case.only_incidence {
+        let p = case.incidence_out.as_ref().ok_or("--only-incidence needs --incidence-out")?;
+        let h = match case.path {
+            PathArg::Fused => Array3::from_shape_vec(
+                (b, n, n),
+                build_hypergraph(x.f.view(), &cfg)?.to_dense(),
+            )?,
+            PathArg::Dense => dense_selection(&x.f, &cfg)?,
+        };
+        write_npy(p, &h)?;
+        println!("{}", serde_json::json!({ "side": "rust", "incidence_out": p }));
+        return Ok(());
+    }
 
     warm_gemm_scratch();
     let t0 = Instant::now();

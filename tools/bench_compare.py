@@ -163,10 +163,14 @@ class TorchWorker:
 
 
 def run_rust(exe, inputs, case, path, repeats, out, timeout, incidence_out=None):
+    """One case of examples/bench_case; with `incidence_out` (and no `out`) it only writes
+    the path's hard incidence."""
     cmd = [exe, "run", "--inputs", inputs, "--rule", case["rule"], "--mode", case["mode"],
-           "--pass", case["pass"], "--path", path, "--repeats", str(repeats), "--out", out]
+           "--pass", case["pass"], "--path", path, "--repeats", str(repeats)]
+    if out:
+        cmd += ["--out", out]
     if incidence_out:
-        cmd += ["--incidence-out", incidence_out]
+        cmd += ["--incidence-out", incidence_out] + ([] if out else ["--only-incidence"])
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -360,10 +364,10 @@ def check(row, outs, inputs, exe, case, worker, timeout):
         row["paths"][name]["rel_err"] = e
         if e <= TOL:
             continue
-        if case["rule"] == "paper" or not name.startswith("rust-") or ref != "torch-best":
+        if case["rule"] == "paper" or ref != "torch-best":
             row["agree"] = False
             continue
-        diag = same_selection(inputs, exe, case, name.split("-", 1)[1], out, worker, timeout)
+        diag = same_selection(inputs, exe, case, name, out, worker, timeout)
         row["paths"][name]["same_selection"] = diag
         print(f"    {name}: raw rel err {e:.2e}; {diag}", flush=True)
         if not (diag.get("rel_err_same_selection", float("inf")) <= TOL
@@ -371,26 +375,30 @@ def check(row, outs, inputs, exe, case, worker, timeout):
             row["agree"] = False
 
 
-def same_selection(inputs, exe, case, rust_path, out, worker, timeout):
-    """Reads back the Rust path's hard incidence and torch's, compares them, and reruns
-    torch best with the Rust incidence; returns the diagnosis."""
-    rh, th = os.path.join(inputs, "h_rust.npy"), os.path.join(inputs, "h_torch.npy")
+def same_selection(inputs, exe, case, name, out, worker, timeout):
+    """Reads back the hard incidence of path `name` (a Rust path, or torch on CUDA) and
+    torch's on the CPU, compares them, and reruns torch best on the CPU with the path's
+    incidence; returns the diagnosis."""
+    rh, th = os.path.join(inputs, "h_path.npy"), os.path.join(inputs, "h_torch.npy")
     same = os.path.join(inputs, "same_selection.npy")
     hard = {**case, "mode": "hard", "pass": "forward"}
-    r = run_rust(exe, inputs, hard, rust_path, 0, os.path.join(inputs, "unused.npy"), timeout,
-                 incidence_out=rh)
-    t = worker.request({"inputs": inputs, "device": "cpu", "path": "best", "repeats": 0,
-                        "incidence_out": th, **hard}, timeout)
+    if name.startswith("rust-"):
+        r = run_rust(exe, inputs, hard, name.split("-")[1], 0, None, timeout, incidence_out=rh)
+    else:
+        r = worker.request({"inputs": inputs, "device": name.rsplit("-", 1)[1], "path": "best",
+                            "only_incidence": True, "incidence_out": rh, **hard}, timeout)
+    t = worker.request({"inputs": inputs, "device": "cpu", "path": "best",
+                        "only_incidence": True, "incidence_out": th, **hard}, timeout)
     if "error" in r or "error" in t:
         return {"error": r.get("error") or t.get("error")}
-    diag = diagnose_selection(inputs, rh, th, r.get("k"))
+    diag = diagnose_selection(inputs, rh, th, {"knn": 9, "topk": 64}.get(case["rule"]))
     t = worker.request({"inputs": inputs, "device": "cpu", "path": "best", "repeats": 0,
                         "mask_from": rh, "out": same, **case}, timeout)
     if "error" in t:
         diag["error"] = t["error"]
     else:
         diag["rel_err_same_selection"] = rel_err(out, same)
-    for p in (rh, th, same, os.path.join(inputs, "unused.npy")):
+    for p in (rh, th, same):
         if os.path.exists(p):
             os.remove(p)
     return diag

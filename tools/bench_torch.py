@@ -190,6 +190,9 @@ def cuda_peak_extra(run, device):
 def run_case(x, spec):
     """Warm-up, one run for memory, `repeats` timed runs; writes the result if asked."""
     device = x["f"].device
+    if spec.get("only_incidence"):
+        save_incidence(x, spec)
+        return {"side": "torch", "incidence_out": spec["incidence_out"]}
     run = make_run(x, spec)
     t0 = time.perf_counter()
     out = run()
@@ -217,10 +220,7 @@ def run_case(x, spec):
         times.append(time.perf_counter() - t)
         del r
     if spec.get("incidence_out"):
-        with torch.no_grad():
-            h = incidence(x["f"], spec["rule"], spec.get("k") or DEFAULT_K[spec["rule"]],
-                          "hard", literal=False)
-        np.save(spec["incidence_out"], h.cpu().numpy())
+        save_incidence(x, spec)
     b, n, d = x["f"].shape
     return {
         "side": "torch",
@@ -238,6 +238,14 @@ def run_case(x, spec):
         "peak_extra_bytes": max(0, peak - keep),
         "memory_method": method,
     }
+
+
+def save_incidence(x, spec):
+    """Writes the hard incidence H [B, N, N] this side selects (agreement diagnostics)."""
+    with torch.no_grad():
+        h = incidence(x["f"], spec["rule"], spec.get("k") or DEFAULT_K[spec["rule"]], "hard",
+                      literal=False)
+    np.save(spec["incidence_out"], h.cpu().numpy())
 
 
 _cache = {}
