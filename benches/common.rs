@@ -1,6 +1,7 @@
 //! Shared by the benches: CLIP-like inputs and a counting allocator for peak memory.
 #![allow(dead_code)]
 
+use hipl::cpu::gemm::Op;
 use ndarray::{Array2, Array3};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -39,6 +40,22 @@ pub fn peak_extra<R>(keep: usize, f: impl FnOnce() -> R) -> (usize, R) {
     PEAK.store(base, Ordering::Relaxed);
     let r = f();
     (PEAK.load(Ordering::Relaxed).saturating_sub(base + keep), r)
+}
+
+/// Runs one small product on the calling thread and on every rayon thread, so that each has
+/// made the lazy per-thread packing buffer of faer's GEMM backend (twice the L3 size the CPU
+/// reports, mostly never touched) before memory is measured: otherwise the first product a
+/// thread runs inside a measured call adds that one-time reservation to its peak.
+pub fn warm_gemm_scratch() {
+    let one = || {
+        let (m, k, n) = (128, 512, 128);
+        let a = vec![1.0f32; m * k];
+        let b = vec![1.0f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        hipl::cpu::gemm::gemm(&mut c, (m, k, n), &a, Op::N, &b, Op::T, 1.0, false, false);
+    };
+    one();
+    rayon::broadcast(|_| one());
 }
 
 /// Patch embeddings shaped like CLIP's: a strong shared direction plus per-patch

@@ -11,7 +11,7 @@
 #[path = "common.rs"]
 mod common;
 
-use common::{clip_like, mib, peak_extra, theta, Counting};
+use common::{clip_like, mib, peak_extra, theta, warm_gemm_scratch, Counting};
 use criterion::{BenchmarkId, Criterion};
 use hipl::*;
 use std::time::Duration;
@@ -86,6 +86,7 @@ fn main() {
         .find(|a| !a.starts_with("--"))
         .and_then(|f| regex::Regex::new(&f).ok());
     let mut memory = Vec::new();
+    warm_gemm_scratch();
     for (n, d) in shapes() {
         let x = Inputs {
             f: clip_like(B, n, d, 1),
