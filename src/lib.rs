@@ -22,9 +22,11 @@
 //! ```
 
 pub mod autograd;
+pub mod cli;
 pub mod cpu;
 pub mod dense;
 pub mod error;
+pub mod eval;
 pub mod hypergraph;
 pub mod real;
 mod validate;
