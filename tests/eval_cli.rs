@@ -10,12 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/metrics")
+        .join(name)
 }
 
 fn expected(file: &str, name: &str) -> Value {
-    let all: Value = serde_json::from_str(&std::fs::read_to_string(fixture(file)).unwrap()).unwrap();
-    all.as_array().unwrap().iter().find(|e| e["name"] == name).unwrap().clone()
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(file)).unwrap()).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap()
+        .clone()
 }
 
 fn args(scores: &Path, labels: &Path, pixels: Option<(&Path, &Path)>) -> Args {
@@ -51,7 +59,10 @@ fn eval_reads_npy_files_of_several_dtypes() {
     // The same labels as bool and as f32.
     let labels: Array1<u8> = ndarray_npy::read_npy(fixture("image_ties_labels.npy")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (i, path) in [dir.path().join("b.npy"), dir.path().join("f.npy")].iter().enumerate() {
+    for (i, path) in [dir.path().join("b.npy"), dir.path().join("f.npy")]
+        .iter()
+        .enumerate()
+    {
         if i == 0 {
             write_npy(path, &labels.mapv(|v| v == 1)).unwrap();
         } else {
@@ -68,7 +79,12 @@ fn eval_of_maps_matches_the_pixel_fixture_and_binarises_255_masks() {
     let (s, l) = image_files(dir.path());
     let want = expected("pixel.json", "random");
     let maps = fixture("pixel_random_maps.npy");
-    let m = run_eval(&args(&s, &l, Some((&maps, &fixture("pixel_random_masks.npy"))))).unwrap();
+    let m = run_eval(&args(
+        &s,
+        &l,
+        Some((&maps, &fixture("pixel_random_masks.npy"))),
+    ))
+    .unwrap();
     assert!((m.mean.aupro.unwrap() - want["aupro"].as_f64().unwrap()).abs() < 1e-9);
     assert!((m.mean.pixel_auroc.unwrap() - want["pixel_auroc"].as_f64().unwrap()).abs() < 1e-9);
 
@@ -81,7 +97,9 @@ fn eval_of_maps_matches_the_pixel_fixture_and_binarises_255_masks() {
 
 fn arg_of(e: &Error) -> &str {
     match e {
-        Error::InvalidArgument { arg, .. } | Error::Shape { arg, .. } | Error::NonFinite { arg, .. } => arg,
+        Error::InvalidArgument { arg, .. }
+        | Error::Shape { arg, .. }
+        | Error::NonFinite { arg, .. } => arg,
         other => panic!("unexpected error {other}"),
     }
 }
@@ -94,7 +112,10 @@ fn eval_bad_files_are_errors_naming_the_argument_or_file() {
     let two = dir.path().join("two.npy");
     write_npy(&two, &Array1::from(vec![0u8, 2, 1, 0, 1, 0])).unwrap();
     let e = run_eval(&args(&s, &two, None)).unwrap_err();
-    assert!(arg_of(&e) == "labels" && e.to_string().contains("2 at [1]"), "{e}");
+    assert!(
+        arg_of(&e) == "labels" && e.to_string().contains("2 at [1]"),
+        "{e}"
+    );
 
     let short = dir.path().join("short.npy");
     write_npy(&short, &Array1::from(vec![0u8, 1])).unwrap();
@@ -102,7 +123,11 @@ fn eval_bad_files_are_errors_naming_the_argument_or_file() {
     assert_eq!(arg_of(&e), "all: labels", "{e}");
 
     let nan = dir.path().join("nan.npy");
-    write_npy(&nan, &Array1::from(vec![0.1f64, f64::NAN, 0.3, 0.2, 0.5, 0.4])).unwrap();
+    write_npy(
+        &nan,
+        &Array1::from(vec![0.1f64, f64::NAN, 0.3, 0.2, 0.5, 0.4]),
+    )
+    .unwrap();
     let e = run_eval(&args(&nan, &l, None)).unwrap_err();
     assert_eq!(arg_of(&e), "all: scores", "{e}");
 
@@ -111,7 +136,10 @@ fn eval_bad_files_are_errors_naming_the_argument_or_file() {
     let text = dir.path().join("text.npy");
     std::fs::write(&text, "hello").unwrap();
     let e = run_eval(&args(&text, &l, None)).unwrap_err();
-    assert!(matches!(&e, Error::Format { path, .. } if path == &text), "{e}");
+    assert!(
+        matches!(&e, Error::Format { path, .. } if path == &text),
+        "{e}"
+    );
 
     let maps = fixture("pixel_random_maps.npy");
     let masks: Array3<u8> = ndarray_npy::read_npy(fixture("pixel_random_masks.npy")).unwrap();
@@ -119,12 +147,20 @@ fn eval_bad_files_are_errors_naming_the_argument_or_file() {
     write_npy(&float_masks, &masks.mapv(|v| v as f32 * 0.5)).unwrap();
     let ok = run_eval(&args(&s, &l, Some((&maps, &float_masks)))).unwrap();
     let want = expected("pixel.json", "random")["aupro"].as_f64().unwrap();
-    assert!((ok.mean.aupro.unwrap() - want).abs() < 1e-9, "float masks > 0 are anomalous");
+    assert!(
+        (ok.mean.aupro.unwrap() - want).abs() < 1e-9,
+        "float masks > 0 are anomalous"
+    );
     let negative = dir.path().join("neg.npy");
     write_npy(&negative, &masks.mapv(|v| -(v as f32))).unwrap();
     let e = run_eval(&args(&s, &l, Some((&maps, &negative)))).unwrap_err();
     assert_eq!(arg_of(&e), "masks", "{e}");
-    let e = run_eval(&args(&s, &l, Some((&maps, &fixture("pixel_mask255_masks.npy"))))).unwrap_err();
+    let e = run_eval(&args(
+        &s,
+        &l,
+        Some((&maps, &fixture("pixel_mask255_masks.npy"))),
+    ))
+    .unwrap_err();
     assert_eq!(arg_of(&e), "all: masks", "{e}");
     let e = run_eval(&args(&s, &l, Some((&s, &l)))).unwrap_err();
     assert_eq!(arg_of(&e), "maps", "{e}");
@@ -146,22 +182,48 @@ fn the_binary_prints_json_and_synthesises() {
         .arg(fixture("pixel_random_masks.npy"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let want = expected("pixel.json", "random")["aupro"].as_f64().unwrap();
-    assert!((j["mean"]["aupro"].as_f64().unwrap() - want).abs() < 1e-9, "{j}");
+    assert!(
+        (j["mean"]["aupro"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{j}"
+    );
 
-    let bad = Command::new(exe).args(["eval", "--scores", "/nonexistent.npy", "--labels"]).arg(&l).output().unwrap();
+    let bad = Command::new(exe)
+        .args(["eval", "--scores", "/nonexistent.npy", "--labels"])
+        .arg(&l)
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.npy"));
 
     let data = dir.path().join("synth");
     let out = Command::new(exe)
-        .args(["synth", "--classes", "1", "--size", "40", "--train", "1", "--test", "2", "--out"])
+        .args([
+            "synth",
+            "--classes",
+            "1",
+            "--size",
+            "40",
+            "--train",
+            "1",
+            "--test",
+            "2",
+            "--out",
+        ])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ds = hipl::eval::data::Dataset::mvtec(&data).unwrap();
     assert_eq!(ds.samples.len(), 3);
 }

@@ -47,7 +47,10 @@ fn mvtec_loader_reads_what_synth_writes() {
             let marked = loaded.mask.iter().filter(|&&m| m == 1).count();
             assert!(loaded.mask.iter().all(|&m| m <= 1));
             if s.anomalous {
-                assert!(marked > 0 && marked < 48 * 48 / 2, "{s:?}: {marked} mask pixels");
+                assert!(
+                    marked > 0 && marked < 48 * 48 / 2,
+                    "{s:?}: {marked} mask pixels"
+                );
             } else {
                 assert_eq!(marked, 0);
             }
@@ -57,14 +60,26 @@ fn mvtec_loader_reads_what_synth_writes() {
 
 #[test]
 fn synth_is_deterministic_in_its_seed() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     synth(a.path(), 1, 9);
     synth(b.path(), 1, 9);
     synth(c.path(), 1, 10);
     let file = |d: &Path| {
         let ds = Dataset::mvtec(d).unwrap();
-        let s = ds.samples.iter().find(|s| s.defect == "blotch").unwrap().clone();
-        (std::fs::read(&s.image).unwrap(), std::fs::read(s.mask.unwrap()).unwrap())
+        let s = ds
+            .samples
+            .iter()
+            .find(|s| s.defect == "blotch")
+            .unwrap()
+            .clone();
+        (
+            std::fs::read(&s.image).unwrap(),
+            std::fs::read(s.mask.unwrap()).unwrap(),
+        )
     };
     assert_eq!(file(a.path()), file(b.path()));
     assert_ne!(file(a.path()), file(c.path()));
@@ -82,7 +97,10 @@ fn synth_masks_cover_exactly_the_changed_pixels_of_a_scratch() {
     let mask = image::open(s.mask.as_ref().unwrap()).unwrap().to_luma8();
     for (p, m) in img.pixels().zip(mask.pixels()) {
         if m[0] > 0 {
-            assert!(p[0] == p[1] && p[1] == p[2] && (p[0] >= 235 || p[0] <= 20), "{p:?}");
+            assert!(
+                p[0] == p[1] && p[1] == p[2] && (p[0] >= 235 || p[0] <= 20),
+                "{p:?}"
+            );
         }
     }
 }
@@ -95,7 +113,11 @@ fn visa_loader_reads_its_csv() {
     let rel = |p: &Path| p.strip_prefix(dir.path()).unwrap().display().to_string();
     let mut csv = String::from("object,split,label,image,mask\n");
     for s in &mvtec.samples {
-        let split = if s.split == Split::Train { "train" } else { "test" };
+        let split = if s.split == Split::Train {
+            "train"
+        } else {
+            "test"
+        };
         let label = if s.anomalous { "anomaly" } else { "normal" };
         let mask = s.mask.as_deref().map(rel).unwrap_or_default();
         csv += &format!("{},{split},{label},{},{mask}\n", s.class, rel(&s.image));
@@ -107,7 +129,10 @@ fn visa_loader_reads_its_csv() {
     assert_eq!(visa.classes(), mvtec.classes());
     assert_eq!(visa.samples.len(), mvtec.samples.len());
     for (v, m) in visa.samples.iter().zip(&mvtec.samples) {
-        assert_eq!((&v.image, v.anomalous, &v.mask, v.split), (&m.image, m.anomalous, &m.mask, m.split));
+        assert_eq!(
+            (&v.image, v.anomalous, &v.mask, v.split),
+            (&m.image, m.anomalous, &m.mask, m.split)
+        );
     }
 }
 
@@ -115,7 +140,10 @@ fn visa_loader_reads_its_csv() {
 fn a_missing_mask_names_the_mask_file() {
     let dir = tempfile::tempdir().unwrap();
     let class = &synth(dir.path(), 1, 4)[0];
-    let mask = dir.path().join(class).join("ground_truth/scratch/000_mask.png");
+    let mask = dir
+        .path()
+        .join(class)
+        .join("ground_truth/scratch/000_mask.png");
     std::fs::remove_file(&mask).unwrap();
     let e = Dataset::mvtec(dir.path()).unwrap_err();
     assert_eq!(path_of(&e), mask, "{e}");
@@ -156,13 +184,19 @@ fn an_unreadable_image_names_the_file() {
     let bad = dir.path().join("broken.png");
     std::fs::write(&bad, b"not a png at all").unwrap();
     let e = load_image(&bad, 16).unwrap_err();
-    assert!(matches!(e, Error::Format { .. }) && path_of(&e) == bad, "{e}");
+    assert!(
+        matches!(e, Error::Format { .. }) && path_of(&e) == bad,
+        "{e}"
+    );
     let e = load_mask(&bad, 16).unwrap_err();
     assert_eq!(path_of(&e), bad, "{e}");
 
     let missing = dir.path().join("missing.png");
     let e = load_image(&missing, 16).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }) && path_of(&e) == missing, "{e}");
+    assert!(
+        matches!(e, Error::Io { .. }) && path_of(&e) == missing,
+        "{e}"
+    );
     assert!(load_image(&bad, 0).is_err());
 }
 
@@ -179,17 +213,34 @@ fn visa_csv_problems_name_the_csv_or_the_file() {
     assert_eq!(path_of(&e), csv);
     assert!(e.to_string().contains("missing column `mask`"), "{e}");
 
-    image::RgbImage::new(8, 8).save(dir.path().join("a.png")).unwrap();
-    std::fs::write(&csv, "object,split,label,image,mask\ncandle,test,anomaly,a.png,\n").unwrap();
+    image::RgbImage::new(8, 8)
+        .save(dir.path().join("a.png"))
+        .unwrap();
+    std::fs::write(
+        &csv,
+        "object,split,label,image,mask\ncandle,test,anomaly,a.png,\n",
+    )
+    .unwrap();
     let e = Dataset::visa(dir.path()).unwrap_err();
     assert_eq!(path_of(&e), dir.path().join("a.png"), "{e}");
     assert!(e.to_string().contains("no mask"), "{e}");
 
-    std::fs::write(&csv, "object,split,label,image,mask\ncandle,test,broken,a.png,\n").unwrap();
+    std::fs::write(
+        &csv,
+        "object,split,label,image,mask\ncandle,test,broken,a.png,\n",
+    )
+    .unwrap();
     let e = Dataset::visa(dir.path()).unwrap_err();
-    assert!(path_of(&e) == csv && e.to_string().contains("line 2"), "{e}");
+    assert!(
+        path_of(&e) == csv && e.to_string().contains("line 2"),
+        "{e}"
+    );
 
-    std::fs::write(&csv, "object,split,label,image,mask\ncandle,test,normal,b.png,\n").unwrap();
+    std::fs::write(
+        &csv,
+        "object,split,label,image,mask\ncandle,test,normal,b.png,\n",
+    )
+    .unwrap();
     let e = Dataset::visa(dir.path()).unwrap_err();
     assert_eq!(path_of(&e), dir.path().join("b.png"), "{e}");
 }

@@ -20,12 +20,18 @@ use std::path::PathBuf;
 const TOL: f64 = 1e-9;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/metrics")
+        .join(name)
 }
 
 fn json(name: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(fixture(name)).unwrap();
-    serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// Reads a float `.npy` of f64 or f32 as f64.
@@ -58,9 +64,15 @@ fn image_auroc_and_ap_equal_scikit_learn() {
         let labels = read_labels(&format!("image_{name}_labels.npy"));
 
         let got = auroc(scores, &labels).unwrap();
-        assert!((got - expected(&entry, "auroc")).abs() < TOL, "{name}: auroc {got} vs {entry}");
+        assert!(
+            (got - expected(&entry, "auroc")).abs() < TOL,
+            "{name}: auroc {got} vs {entry}"
+        );
         let got = average_precision(scores, &labels).unwrap();
-        assert!((got - expected(&entry, "ap")).abs() < TOL, "{name}: ap {got} vs {entry}");
+        assert!(
+            (got - expected(&entry, "ap")).abs() < TOL,
+            "{name}: ap {got} vs {entry}"
+        );
     }
 }
 
@@ -70,7 +82,10 @@ fn image_metrics_on_f32_scores_equal_the_f64_widening() {
     let labels = read_labels("image_float32_labels.npy");
     let narrow: Vec<f32> = scores.iter().map(|&v| v as f32).collect();
     let wide = scores.as_slice().unwrap();
-    assert_eq!(auroc(&narrow, &labels).unwrap(), auroc(wide, &labels).unwrap());
+    assert_eq!(
+        auroc(&narrow, &labels).unwrap(),
+        auroc(wide, &labels).unwrap()
+    );
     assert_eq!(
         average_precision(&narrow, &labels).unwrap(),
         average_precision(wide, &labels).unwrap()
@@ -86,15 +101,24 @@ fn pixel_auroc_and_aupro_equal_the_references() {
         let masks = read_masks(&format!("pixel_{name}_masks.npy"));
 
         let px = pixel_metrics(maps.view(), masks.view(), &ProOptions::default()).unwrap();
-        assert!((px.auroc - expected(&entry, "pixel_auroc")).abs() < TOL, "{name}: {px:?}");
-        assert!((px.aupro - expected(&entry, "aupro")).abs() < TOL, "{name}: {px:?} vs {entry}");
+        assert!(
+            (px.auroc - expected(&entry, "pixel_auroc")).abs() < TOL,
+            "{name}: {px:?}"
+        );
+        assert!(
+            (px.aupro - expected(&entry, "aupro")).abs() < TOL,
+            "{name}: {px:?} vs {entry}"
+        );
 
         let minmax = ProOptions {
             variant: ProVariant::MinMaxRescaled,
             ..ProOptions::default()
         };
         let got = aupro(maps.view(), masks.view(), &minmax).unwrap();
-        assert!((got - expected(&entry, "aupro_minmax")).abs() < TOL, "{name}: minmax {got}");
+        assert!(
+            (got - expected(&entry, "aupro_minmax")).abs() < TOL,
+            "{name}: minmax {got}"
+        );
     }
 }
 
@@ -134,7 +158,11 @@ fn aupro_brute_force(maps: &Array3<f64>, masks: &Array3<u8>, limit: f64) -> f64 
 
     let mut points = vec![(0.0, 0.0)];
     for t in thresholds {
-        let fp = maps.iter().zip(masks.iter()).filter(|(&s, &m)| m == 0 && s >= t).count();
+        let fp = maps
+            .iter()
+            .zip(masks.iter())
+            .filter(|(&s, &m)| m == 0 && s >= t)
+            .count();
         let pro = regions
             .iter()
             .map(|r| r.iter().filter(|&&p| maps[p] >= t).count() as f64 / r.len() as f64)
@@ -184,7 +212,10 @@ fn sort_based_aupro_equals_per_threshold_reference_on_random_maps() {
             };
             let fast = aupro(maps.view(), masks.view(), &opts).unwrap();
             let slow = aupro_brute_force(&maps, &masks, limit);
-            assert!((fast - slow).abs() < 1e-12, "seed {seed} limit {limit}: {fast} vs {slow}");
+            assert!(
+                (fast - slow).abs() < 1e-12,
+                "seed {seed} limit {limit}: {fast} vs {slow}"
+            );
         }
     }
 }
@@ -204,7 +235,9 @@ fn aupro_over_the_whole_fpr_range_is_one_for_a_perfect_map() {
 #[test]
 fn auroc_is_invariant_to_monotone_maps_and_flips_under_negation() {
     let mut rng = StdRng::seed_from_u64(7);
-    let scores: Vec<f64> = (0..300).map(|_| (rng.random_range(0.0..1.0f64) * 8.0).round()).collect();
+    let scores: Vec<f64> = (0..300)
+        .map(|_| (rng.random_range(0.0..1.0f64) * 8.0).round())
+        .collect();
     let labels: Vec<bool> = (0..300).map(|_| rng.random_bool(0.4)).collect();
     let a = auroc(&scores, &labels).unwrap();
     let cubed: Vec<f64> = scores.iter().map(|s| s.powi(3) + 2.0).collect();
@@ -222,9 +255,9 @@ fn a_tie_between_a_normal_and_an_anomalous_score_counts_one_half() {
 
 fn arg_of(e: &Error) -> String {
     match e {
-        Error::InvalidArgument { arg, .. } | Error::Shape { arg, .. } | Error::NonFinite { arg, .. } => {
-            arg.clone()
-        }
+        Error::InvalidArgument { arg, .. }
+        | Error::Shape { arg, .. }
+        | Error::NonFinite { arg, .. } => arg.clone(),
         other => panic!("unexpected error {other}"),
     }
 }
@@ -236,7 +269,10 @@ fn bad_image_inputs_are_errors_naming_the_argument() {
     assert_eq!(arg_of(&e), "scores", "{e}");
 
     let e = auroc(&[0.1, 0.2, 0.3], &[true, false]).unwrap_err();
-    assert!(matches!(e, Error::Shape { .. }) && arg_of(&e) == "labels", "{e}");
+    assert!(
+        matches!(e, Error::Shape { .. }) && arg_of(&e) == "labels",
+        "{e}"
+    );
 
     let e = auroc(&[0.1, 0.2], &[true, true]).unwrap_err();
     assert_eq!(arg_of(&e), "labels");
@@ -246,7 +282,10 @@ fn bad_image_inputs_are_errors_naming_the_argument() {
     assert_eq!(average_precision(&[0.1, 0.2], &[true, true]).unwrap(), 1.0);
 
     let e = auroc(&[0.1, f64::NAN, 0.3], &[true, false, true]).unwrap_err();
-    assert!(matches!(e, Error::NonFinite { .. }) && arg_of(&e) == "scores", "{e}");
+    assert!(
+        matches!(e, Error::NonFinite { .. }) && arg_of(&e) == "scores",
+        "{e}"
+    );
     assert!(e.to_string().contains("[1]"), "{e}");
     let e = average_precision(&[f32::INFINITY, 0.0], &[true, false]).unwrap_err();
     assert_eq!(arg_of(&e), "scores", "{e}");
@@ -259,7 +298,10 @@ fn bad_pixel_inputs_are_errors_naming_the_argument() {
 
     let short = maps.slice(ndarray::s![..2, .., ..]);
     let e = aupro(short, masks.view(), &opts).unwrap_err();
-    assert!(matches!(e, Error::Shape { .. }) && arg_of(&e) == "masks", "{e}");
+    assert!(
+        matches!(e, Error::Shape { .. }) && arg_of(&e) == "masks",
+        "{e}"
+    );
 
     let mut nan = maps.clone();
     nan[[2, 3, 4]] = f64::NAN;
@@ -275,7 +317,10 @@ fn bad_pixel_inputs_are_errors_naming_the_argument() {
     assert_eq!(arg_of(&e), "masks", "{e}");
 
     for limit in [0.0, -0.1, 1.5, f64::NAN] {
-        let bad = ProOptions { fpr_limit: limit, ..opts };
+        let bad = ProOptions {
+            fpr_limit: limit,
+            ..opts
+        };
         let e = aupro(maps.view(), masks.view(), &bad).unwrap_err();
         assert_eq!(arg_of(&e), "fpr_limit", "{e}");
     }
@@ -291,11 +336,16 @@ fn metrics_average_over_classes_and_serialise_to_json() {
     let (maps_b, masks_b) = random_case(6, None);
     let class = |name: &str, maps: &Array3<f64>, masks: &Array3<u8>, shift: f64| ClassOutputs {
         class: name.to_string(),
-        scores: (0..3).map(|i| maps.index_axis(ndarray::Axis(0), i).sum() + shift * i as f64).collect(),
+        scores: (0..3)
+            .map(|i| maps.index_axis(ndarray::Axis(0), i).sum() + shift * i as f64)
+            .collect(),
         labels: vec![true, false, true],
         pixels: Some((maps.clone(), masks.clone())),
     };
-    let outputs = [class("alpha", &maps_a, &masks_a, 0.0), class("beta", &maps_b, &masks_b, -100.0)];
+    let outputs = [
+        class("alpha", &maps_a, &masks_a, 0.0),
+        class("beta", &maps_b, &masks_b, -100.0),
+    ];
     let m = evaluate(&outputs, &ProOptions::default()).unwrap();
 
     assert_eq!(m.classes.len(), 2);
@@ -311,7 +361,10 @@ fn metrics_average_over_classes_and_serialise_to_json() {
     assert_eq!(j["mean"]["aupro"].as_f64(), Some(mean_aupro));
     assert_eq!(j["aupro"]["variant"], "mvtec");
     let table = m.table();
-    assert!(table.contains("alpha") && table.contains("beta") && table.contains("mean"), "{table}");
+    assert!(
+        table.contains("alpha") && table.contains("beta") && table.contains("mean"),
+        "{table}"
+    );
 
     let mut bad = outputs.clone();
     bad[1].labels = vec![true, true, true];

@@ -5,7 +5,11 @@ use hipl::cli;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hipl", version, about = "HiPL zero-shot anomaly detection tools")]
+#[command(
+    name = "hipl",
+    version,
+    about = "HiPL zero-shot anomaly detection tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,12 +32,20 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Eval(args) => cli::eval::run_eval(&args).map(|m| match args.format {
             cli::eval::Format::Json => {
-                println!("{}", serde_json::to_string_pretty(&m.to_json()).unwrap_or_default())
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&m.to_json()).unwrap_or_default()
+                )
             }
             cli::eval::Format::Table => print!("{}", m.table()),
         }),
         Command::Synth(args) => cli::synth::run_synth(&args).map(|classes| {
-            println!("wrote {} classes to {}: {}", classes.len(), args.out.display(), classes.join(", "))
+            println!(
+                "wrote {} classes to {}: {}",
+                classes.len(),
+                args.out.display(),
+                classes.join(", ")
+            )
         }),
     };
     match result {

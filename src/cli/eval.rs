@@ -87,7 +87,13 @@ pub fn run_eval(args: &Args) -> Result<Metrics> {
             Some((maps, masks.mapv(|v| (v > 0.0) as u8)))
         }
         (None, None) => None,
-        _ => return Err(Error::invalid("maps", "--maps and --masks together", "only one of them")),
+        _ => {
+            return Err(Error::invalid(
+                "maps",
+                "--maps and --masks together",
+                "only one of them",
+            ))
+        }
     };
 
     let pro = ProOptions {

@@ -86,7 +86,10 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         if path.is_file() && ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
             out.push(path);
         }
@@ -96,7 +99,8 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 impl Dataset {
@@ -151,7 +155,10 @@ impl Dataset {
                     }
                 }
             }
-            if !samples.iter().any(|s| s.class == class && s.split == Split::Test) {
+            if !samples
+                .iter()
+                .any(|s| s.class == class && s.split == Split::Test)
+            {
                 return Err(format_err(&test_dir, "empty class: no test images"));
             }
         }
@@ -174,9 +181,15 @@ impl Dataset {
         let root = root.as_ref();
         let csv_path = root.join("split_csv").join("1cls.csv");
         let text = std::fs::read_to_string(&csv_path).map_err(io_err(&csv_path))?;
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
 
-        let header = lines.next().map(|(_, l)| split_csv_line(l)).unwrap_or_default();
+        let header = lines
+            .next()
+            .map(|(_, l)| split_csv_line(l))
+            .unwrap_or_default();
         let column = |name: &str| {
             header.iter().position(|h| h.trim() == name).ok_or_else(|| {
                 format_err(
@@ -188,7 +201,13 @@ impl Dataset {
                 )
             })
         };
-        let cols = [column("object")?, column("split")?, column("label")?, column("image")?, column("mask")?];
+        let cols = [
+            column("object")?,
+            column("split")?,
+            column("label")?,
+            column("image")?,
+            column("mask")?,
+        ];
 
         let mut samples = Vec::new();
         for (i, line) in lines {
@@ -196,7 +215,11 @@ impl Dataset {
             let at = |c: usize| fields.get(c).map_or("", |f| f.trim());
             let bad = |msg: String| format_err(&csv_path, format!("line {}: {msg}", i + 1));
             if fields.len() < header.len() {
-                return Err(bad(format!("{} fields, header has {}", fields.len(), header.len())));
+                return Err(bad(format!(
+                    "{} fields, header has {}",
+                    fields.len(),
+                    header.len()
+                )));
             }
             let [object, split, label, image, mask] = cols.map(at);
             let split = match split {
@@ -211,20 +234,30 @@ impl Dataset {
             };
             let image = root.join(image);
             if !image.is_file() {
-                return Err(format_err(&image, format!("image listed on line {} of 1cls.csv not found", i + 1)));
+                return Err(format_err(
+                    &image,
+                    format!("image listed on line {} of 1cls.csv not found", i + 1),
+                ));
             }
             let mask = match (anomalous, mask) {
                 (true, "") => {
                     return Err(format_err(
                         &image,
-                        format!("anomalous image has no mask on line {} of {}", i + 1, csv_path.display()),
+                        format!(
+                            "anomalous image has no mask on line {} of {}",
+                            i + 1,
+                            csv_path.display()
+                        ),
                     ))
                 }
                 (_, "") => None,
                 (_, m) => {
                     let m = root.join(m);
                     if !m.is_file() {
-                        return Err(format_err(&m, format!("mask of {} not found", image.display())));
+                        return Err(format_err(
+                            &m,
+                            format!("mask of {} not found", image.display()),
+                        ));
                     }
                     Some(m)
                 }
@@ -338,7 +371,11 @@ fn image_array(img: &DynamicImage, size: u32) -> Array3<f32> {
 fn mask_array(img: &DynamicImage, size: u32) -> Array2<u8> {
     let rgb = img.to_rgb8();
     let binary = GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
-        Luma([if rgb.get_pixel(x, y).0.iter().any(|&v| v > 0) { 255 } else { 0 }])
+        Luma([if rgb.get_pixel(x, y).0.iter().any(|&v| v > 0) {
+            255
+        } else {
+            0
+        }])
     });
     let resized = imageops::resize(&binary, size, size, FilterType::Nearest);
     let s = size as usize;

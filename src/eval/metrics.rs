@@ -69,7 +69,12 @@ pub(crate) fn auroc_from_counts(counts: impl Iterator<Item = Counts>, pos: u64, 
     twice_area as f64 / (2.0 * pos as f64 * neg as f64)
 }
 
-fn check_labels(scores_arg: &str, n: usize, labels_arg: &str, labels: &[bool]) -> Result<(u64, u64)> {
+fn check_labels(
+    scores_arg: &str,
+    n: usize,
+    labels_arg: &str,
+    labels: &[bool],
+) -> Result<(u64, u64)> {
     if labels.len() != n {
         return Err(Error::shape(
             labels_arg,
@@ -88,7 +93,11 @@ fn image_ranking<T: Copy + Into<f64>>(
     let keys: Vec<f64> = scores.iter().map(|&s| key(s)).collect();
     check_scores("scores", &keys, &[keys.len()])?;
     let (pos, neg) = check_labels("scores", keys.len(), "labels", labels)?;
-    let pairs = keys.into_iter().zip(labels).map(|(k, &l)| (k, l as u32)).collect();
+    let pairs = keys
+        .into_iter()
+        .zip(labels)
+        .map(|(k, &l)| (k, l as u32))
+        .collect();
     Ok((Ranking::new(pairs), pos, neg))
 }
 

@@ -89,7 +89,11 @@ pub fn pixel_metrics<T: Copy + Into<f64> + Sync>(
     opts: &ProOptions,
 ) -> Result<PixelMetrics> {
     if !(opts.fpr_limit > 0.0 && opts.fpr_limit <= 1.0) {
-        return Err(Error::invalid("fpr_limit", "a value in (0, 1]", opts.fpr_limit));
+        return Err(Error::invalid(
+            "fpr_limit",
+            "a value in (0, 1]",
+            opts.fpr_limit,
+        ));
     }
     if maps.dim() != masks.dim() {
         return Err(Error::shape(
@@ -106,7 +110,11 @@ pub fn pixel_metrics<T: Copy + Into<f64> + Sync>(
     let anomalous = keys.len() as u64 - normal;
     require_both("masks", anomalous, normal)?;
     let ranking = Ranking::new(keys.into_iter().zip(region).collect());
-    tracing::debug!(pixels = anomalous + normal, regions = sizes.len(), "pixel ranking sorted");
+    tracing::debug!(
+        pixels = anomalous + normal,
+        regions = sizes.len(),
+        "pixel ranking sorted"
+    );
 
     let auroc = auroc_from_counts(counts(&ranking), anomalous, normal);
     let aupro = integrate_pro(&ranking, &sizes, normal, opts)?;
@@ -125,7 +133,11 @@ fn label_regions(masks: ArrayView3<'_, u8>) -> (Vec<u32>, Vec<u64>) {
                 return (vec![0; h * w], 0);
             }
             let binary = GrayImage::from_fn(w as u32, h as u32, |x, y| {
-                Luma([if mask[[y as usize, x as usize]] > 0 { 255 } else { 0 }])
+                Luma([if mask[[y as usize, x as usize]] > 0 {
+                    255
+                } else {
+                    0
+                }])
             });
             let labels = connected_components(&binary, Connectivity::Eight, Luma([0u8]));
             let ids: Vec<u32> = labels.pixels().map(|p| p[0]).collect();
@@ -154,12 +166,7 @@ fn label_regions(masks: ArrayView3<'_, u8>) -> (Vec<u32>, Vec<u64>) {
 
 /// Sweeps the thresholds, highest first, tracking FPR and PRO, and integrates the curve
 /// as `opts.variant` asks.
-fn integrate_pro(
-    ranking: &Ranking,
-    sizes: &[u64],
-    normal: u64,
-    opts: &ProOptions,
-) -> Result<f64> {
+fn integrate_pro(ranking: &Ranking, sizes: &[u64], normal: u64, opts: &ProOptions) -> Result<f64> {
     let limit = opts.fpr_limit;
     let inv_size: Vec<f64> = sizes.iter().map(|&s| 1.0 / s as f64).collect();
     let n_regions = sizes.len() as f64;
@@ -176,7 +183,9 @@ fn integrate_pro(
             }
         }
         let fpr = fp as f64 / normal as f64;
-        let pro = overlap_sum / n_regions;
+        // The running sum of `1 / |region|` can overshoot 1 by rounding once every
+        // region is covered; clip as MVTec AD's evaluation does.
+        let pro = (overlap_sum / n_regions).min(1.0);
         let past = match opts.variant {
             ProVariant::Mvtec => fpr > limit,
             ProVariant::MinMaxRescaled => fpr >= limit,

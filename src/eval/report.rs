@@ -155,7 +155,13 @@ impl Metrics {
     /// A fixed-width table in percent, one row per class and a final mean row.
     pub fn table(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}", 100.0 * v));
-        let width = self.classes.iter().map(|c| c.class.len()).max().unwrap_or(0).max(5);
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.class.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
         let mut s = String::new();
         let _ = writeln!(
             s,

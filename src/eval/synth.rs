@@ -53,7 +53,11 @@ pub fn find_source(explicit: Option<&Path>) -> Result<PathBuf> {
         return if has_images(dir) {
             Ok(dir.to_path_buf())
         } else {
-            Err(Error::invalid("source", "a directory of .png/.jpg images", dir.display()))
+            Err(Error::invalid(
+                "source",
+                "a directory of .png/.jpg images",
+                dir.display(),
+            ))
         };
     }
     let mut candidates = Vec::new();
@@ -70,13 +74,16 @@ pub fn find_source(explicit: Option<&Path>) -> Result<PathBuf> {
         candidates.push(root.join("data").join("images"));
         candidates.push(root.join("..").join("shared").join("data").join("images"));
     }
-    candidates.into_iter().find(|c| has_images(c)).ok_or_else(|| {
-        Error::invalid(
+    candidates
+        .into_iter()
+        .find(|c| has_images(c))
+        .ok_or_else(|| {
+            Error::invalid(
             "source",
             "a directory of images (--source, $HIPL_DATA, data/images or ../shared/data/images)",
             "none found",
         )
-    })
+        })
 }
 
 fn has_images(dir: &Path) -> bool {
@@ -92,7 +99,10 @@ pub fn source_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
             p.is_file() && matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
         })
         .collect();
@@ -106,7 +116,11 @@ pub fn synthesize(source: &Path, out: &Path, cfg: &SynthConfig) -> Result<Vec<St
         return Err(Error::invalid("size", "at least 32 pixels", cfg.size));
     }
     if cfg.test < 2 {
-        return Err(Error::invalid("test", "at least 2 (one normal, one defective)", cfg.test));
+        return Err(Error::invalid(
+            "test",
+            "at least 2 (one normal, one defective)",
+            cfg.test,
+        ));
     }
     let paths = source_images(source)?;
     let wanted = cfg.classes.unwrap_or(paths.len());
@@ -124,11 +138,28 @@ pub fn synthesize(source: &Path, out: &Path, cfg: &SynthConfig) -> Result<Vec<St
 
     let mut names = Vec::with_capacity(wanted);
     for (c, path) in paths.iter().take(wanted).enumerate() {
-        let class = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        let mut rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(c as u64));
+        let class = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut rng =
+            StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(c as u64));
         let donor = (c + 1) % sources.len();
-        write_class(&out.join(&class), &sources[c], &sources[donor], donor == c, cfg, &mut rng)?;
-        tracing::info!(class, train = cfg.train, test = cfg.test, "synthesised class");
+        write_class(
+            &out.join(&class),
+            &sources[c],
+            &sources[donor],
+            donor == c,
+            cfg,
+            &mut rng,
+        )?;
+        tracing::info!(
+            class,
+            train = cfg.train,
+            test = cfg.test,
+            "synthesised class"
+        );
         names.push(class);
     }
     Ok(names)
@@ -144,11 +175,17 @@ fn write_class(
 ) -> Result<()> {
     let size = cfg.size;
     for i in 0..cfg.train {
-        save(&dir.join("train/good").join(format!("{i:03}.png")), &variant(source, size, rng))?;
+        save(
+            &dir.join("train/good").join(format!("{i:03}.png")),
+            &variant(source, size, rng),
+        )?;
     }
     let defective = cfg.test / 2;
     for i in 0..cfg.test - defective {
-        save(&dir.join("test/good").join(format!("{i:03}.png")), &variant(source, size, rng))?;
+        save(
+            &dir.join("test/good").join(format!("{i:03}.png")),
+            &variant(source, size, rng),
+        )?;
     }
     for i in 0..defective {
         let kind = DEFECTS[i % DEFECTS.len()];
@@ -165,8 +202,14 @@ fn write_class(
             "scratch" => scratch(&mut img, rng),
             _ => blotch(&mut img, rng),
         };
-        save(&dir.join("test").join(kind).join(format!("{index:03}.png")), &img)?;
-        let mask_path = dir.join("ground_truth").join(kind).join(format!("{index:03}_mask.png"));
+        save(
+            &dir.join("test").join(kind).join(format!("{index:03}.png")),
+            &img,
+        )?;
+        let mask_path = dir
+            .join("ground_truth")
+            .join(kind)
+            .join(format!("{index:03}_mask.png"));
         save(&mask_path, &mask)?;
     }
     Ok(())
@@ -237,7 +280,10 @@ fn scratch(img: &mut RgbImage, rng: &mut StdRng) -> GrayImage {
     let s = size as f32;
     let mut mask = GrayImage::new(size, size);
     let radius = rng.random_range(0..=1i32);
-    let mut p = (rng.random_range(0.2 * s..0.8 * s), rng.random_range(0.2 * s..0.8 * s));
+    let mut p = (
+        rng.random_range(0.2 * s..0.8 * s),
+        rng.random_range(0.2 * s..0.8 * s),
+    );
     for _ in 0..rng.random_range(2..=4) {
         let angle = rng.random_range(0.0..std::f32::consts::TAU);
         let len = rng.random_range(0.08 * s..0.25 * s);
@@ -248,7 +294,12 @@ fn scratch(img: &mut RgbImage, rng: &mut StdRng) -> GrayImage {
         for dy in -radius..=radius {
             for dx in -radius..=radius {
                 let (ox, oy) = (dx as f32, dy as f32);
-                draw_line_segment_mut(&mut mask, (p.0 + ox, p.1 + oy), (q.0 + ox, q.1 + oy), Luma([255]));
+                draw_line_segment_mut(
+                    &mut mask,
+                    (p.0 + ox, p.1 + oy),
+                    (q.0 + ox, q.1 + oy),
+                    Luma([255]),
+                );
             }
         }
         p = q;
@@ -256,7 +307,11 @@ fn scratch(img: &mut RgbImage, rng: &mut StdRng) -> GrayImage {
     let bright = rng.random_bool(0.5);
     for (x, y, m) in mask.enumerate_pixels() {
         if m[0] > 0 {
-            let v: u8 = if bright { rng.random_range(235..=255) } else { rng.random_range(0..=20) };
+            let v: u8 = if bright {
+                rng.random_range(235..=255)
+            } else {
+                rng.random_range(0..=20)
+            };
             img.put_pixel(x, y, Rgb([v, v, v]));
         }
     }
@@ -284,7 +339,11 @@ fn blotch(img: &mut RgbImage, rng: &mut StdRng) -> GrayImage {
     // The colour opposite the disc's mean on every channel, so the blotch always shows.
     let colour: [f32; 3] = std::array::from_fn(|c| {
         let m = mean[c] / count.max(1.0);
-        if m < 128.0 { rng.random_range(190.0..255.0) } else { rng.random_range(0.0..65.0) }
+        if m < 128.0 {
+            rng.random_range(190.0..255.0)
+        } else {
+            rng.random_range(0.0..65.0)
+        }
     });
 
     let mut mask = GrayImage::new(size, size);
