@@ -309,6 +309,8 @@ impl Dataset {
     }
 }
 
+// LIMITATION: a minimal CSV reader (quoted fields, no line breaks inside quotes); VisA's
+// files need no more. The `csv` crate would lift it.
 /// Splits one CSV line on commas, honouring double-quoted fields (`""` inside quotes is
 /// one quote).
 fn split_csv_line(line: &str) -> Vec<String> {
@@ -346,6 +348,8 @@ pub(crate) fn open_rgb(path: &Path) -> Result<image::RgbImage> {
     Ok(open(path)?.to_rgb8())
 }
 
+// LIMITATION: square output sizes only, resized without keeping the aspect ratio (as
+// AnomalyCLIP-style pipelines do); a centre-crop option would follow CLIP's own transform.
 /// Loads an image as RGB `[3, size, size]` in `[0, 1]`, resized with a bicubic
 /// (Catmull–Rom) filter. Grey images are replicated to three channels.
 pub fn load_image(path: impl AsRef<Path>, size: u32) -> Result<Array3<f32>> {
