@@ -27,6 +27,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod dense;
 pub mod error;
+pub mod eval;
 pub mod hypergraph;
 #[cfg(feature = "candle")]
 pub mod model;

@@ -22,6 +22,10 @@ enum Command {
     Hypergraph(hypergraph::HypergraphArgs),
     /// Run the pipeline on a real image and draw a few hyperedges.
     Demo(demo::DemoArgs),
+    /// Image and pixel metrics (AUROC, AP, AUPRO) of any method's scores, maps and masks.
+    Eval(cli::eval::Args),
+    /// Write a synthetic MVTec-layout dataset (real textures with pasted defects and masks).
+    Synth(cli::synth::Args),
     /// Embed images and texts with a CLIP checkpoint; writes image_embeds.npy, text_embeds.npy.
     #[cfg(feature = "candle")]
     ClipEmbed(hipl::cli::clip::ClipEmbedArgs),
@@ -50,6 +54,15 @@ fn main() -> ExitCode {
         Command::Conv(a) => conv::run(a, out),
         Command::Hypergraph(a) => hypergraph::run(a, out),
         Command::Demo(a) => demo::run(a, out),
+        Command::Eval(a) => cli::eval::run_eval(a).map(|m| match a.format {
+            cli::eval::Format::Json => {
+                println!("{}", serde_json::to_string_pretty(&m.to_json()).unwrap_or_default())
+            }
+            cli::eval::Format::Table => print!("{}", m.table()),
+        }),
+        Command::Synth(a) => cli::synth::run_synth(a).map(|classes| {
+            println!("wrote {} classes to {}: {}", classes.len(), a.out.display(), classes.join(", "))
+        }),
         #[cfg(feature = "candle")]
         Command::ClipEmbed(a) => hipl::cli::clip::run_clip_embed(a),
         #[cfg(feature = "candle")]

@@ -9,8 +9,10 @@
 pub mod clip;
 pub mod conv;
 pub mod demo;
+pub mod eval;
 pub mod hypergraph;
 pub mod npy;
+pub mod synth;
 
 use crate::error::{Error, Result};
 use crate::hypergraph::{HypergraphConfig, IncidenceMode, Normalization, Representation, Rule};
