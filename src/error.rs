@@ -52,6 +52,11 @@ pub enum Error {
     /// A file that was read but holds something other than what was expected.
     #[error("bad file {}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
+
+    /// An error from candle (tensor ops, devices, var builders).
+    #[cfg(feature = "candle")]
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
 }
 
 impl Error {
