@@ -112,7 +112,10 @@ impl ConvOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let fd = host::dims_of("features", l1.shape(), 3, "3 dimensions [B, N, D]")?;
         let td = host::dims_of("theta", l2.shape(), 2, "2 dimensions [D, C]")?;
-        host::dims_of("weights", l3.shape(), 2, "2 dimensions [B, N]")?;
+        if l3.dims() != [fd[0], fd[1]] {
+            let expected = format!("[{}, {}] (B and N of the features)", fd[0], fd[1]);
+            return Err(host::wrap(Error::shape("weights", expected, l3.dims())));
+        }
         let fx = host::read::<T>("features", s1, l1)?;
         let theta = host::read::<T>("theta", s2, l2)?;
         let w = host::read::<T>("weights", s3, l3)?;
