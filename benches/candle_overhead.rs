@@ -17,7 +17,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn uniform(len: usize, bound: f32, rng: &mut StdRng) -> Vec<f32> {
@@ -36,13 +39,19 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 }
 
 fn main() {
-    let (b, n, d) = (env("HIPL_BENCH_B", 4), env("HIPL_BENCH_N", 576), env("HIPL_BENCH_D", 768));
+    let (b, n, d) = (
+        env("HIPL_BENCH_B", 4),
+        env("HIPL_BENCH_N", 576),
+        env("HIPL_BENCH_D", 768),
+    );
     let reps = env("HIPL_BENCH_REPS", 7);
     let mut rng = StdRng::seed_from_u64(1);
 
     // CLIP-like anisotropic features: a shared direction plus noise.
     let mean = uniform(d, 1.0, &mut rng);
-    let f: Vec<f32> = (0..b * n * d).map(|i| 0.5 * mean[i % d] + rng.random_range(-1.0..1.0)).collect();
+    let f: Vec<f32> = (0..b * n * d)
+        .map(|i| 0.5 * mean[i % d] + rng.random_range(-1.0..1.0))
+        .collect();
     let bound = 1.0 / (d as f32).sqrt();
     let params = HscParams {
         theta: Array2::from_shape_vec((d, d), uniform(d * d, bound, &mut rng)).unwrap(),
@@ -62,7 +71,8 @@ fn main() {
         Array2::from_shape_vec((b, d), rg.clone()).unwrap(),
     );
     let dev = Device::Cpu;
-    let tensor2 = |a: &Array2<f32>| Tensor::from_slice(a.as_slice().unwrap(), a.dim(), &dev).unwrap();
+    let tensor2 =
+        |a: &Array2<f32>| Tensor::from_slice(a.as_slice().unwrap(), a.dim(), &dev).unwrap();
     let tensors = HscTensors {
         theta: tensor2(&params.theta),
         a: tensor2(&params.a),
@@ -85,11 +95,23 @@ fn main() {
     };
     let mut core_both = || {
         let (_, ctx) = hsc_forward(fa.view(), None, &params, &cfg).unwrap();
-        black_box(hsc_backward(&ctx, fa.view(), None, &params, Some(rpa.view()), Some(rga.view())).unwrap());
+        black_box(
+            hsc_backward(
+                &ctx,
+                fa.view(),
+                None,
+                &params,
+                Some(rpa.view()),
+                Some(rga.view()),
+            )
+            .unwrap(),
+        );
     };
     let mut candle_both = || {
         let (p, g) = hsc(fv.as_tensor(), None, &tensors, params.activation, &cfg).unwrap();
-        let loss = ((p * &rpt).unwrap().sum_all().unwrap() + (g * &rgt).unwrap().sum_all().unwrap()).unwrap();
+        let loss = ((p * &rpt).unwrap().sum_all().unwrap()
+            + (g * &rgt).unwrap().sum_all().unwrap())
+        .unwrap();
         black_box(loss.backward().unwrap());
     };
 
@@ -107,7 +129,10 @@ fn main() {
         rows[1].2.push(time(&mut candle_both));
     }
     println!("HSC f32, B={b} N={n} D=D_out=E={d}, paper hypergraph, {reps} interleaved repeats");
-    println!("{:<20} {:>12} {:>12} {:>14}", "", "core ms", "candle ms", "candle / core");
+    println!(
+        "{:<20} {:>12} {:>12} {:>14}",
+        "", "core ms", "candle ms", "candle / core"
+    );
     for (name, core, candle) in rows {
         let (c, k) = (median(core), median(candle));
         println!("{name:<20} {c:>12.1} {k:>12.1} {:>14.3}", k / c);

@@ -91,13 +91,21 @@ pub fn train(steps: usize, log_every: usize) -> candle_core::Result<Report> {
     };
 
     let teacher_vars = VarMap::new();
-    let teacher = Hsc::new(D, config(), VarBuilder::from_varmap(&teacher_vars, DType::F32, &dev))?;
+    let teacher = Hsc::new(
+        D,
+        config(),
+        VarBuilder::from_varmap(&teacher_vars, DType::F32, &dev),
+    )?;
     // Larger than the usual initialisation, so the neighbours' term dominates the target.
     reseed(&teacher_vars, 3.0)?;
     let target = |f: &Tensor| teacher.forward_with_global(f);
 
     let student_vars = VarMap::new();
-    let student = Hsc::new(D, config(), VarBuilder::from_varmap(&student_vars, DType::F32, &dev))?;
+    let student = Hsc::new(
+        D,
+        config(),
+        VarBuilder::from_varmap(&student_vars, DType::F32, &dev),
+    )?;
     reseed(&student_vars, 1.0)?;
     let params = ParamsAdamW {
         lr: 2e-2,

@@ -74,18 +74,28 @@ fn assert_fd(
         let at = |delta: f64| {
             let mut v = orig.clone();
             v[i] += delta;
-            var.set(&Tensor::from_vec(v, var.shape(), &CPU).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(v, var.shape(), &CPU).unwrap())
+                .unwrap();
             (loss(), stable())
         };
         let ((lp, sp), (lm, sm)) = (at(H), at(-H));
         if sp && sm {
             let num = (lp - lm) / (2.0 * H);
-            assert!(close(grad[i], num, 1e-5), "{name}[{i}]: candle {} numeric {num}", grad[i]);
+            assert!(
+                close(grad[i], num, 1e-5),
+                "{name}[{i}]: candle {} numeric {num}",
+                grad[i]
+            );
             checked += 1;
         }
     }
-    var.set(&Tensor::from_vec(orig.clone(), var.shape(), &CPU).unwrap()).unwrap();
-    assert!(4 * checked >= 3 * orig.len(), "{name}: only {checked}/{} entries stable", orig.len());
+    var.set(&Tensor::from_vec(orig.clone(), var.shape(), &CPU).unwrap())
+        .unwrap();
+    assert!(
+        4 * checked >= 3 * orig.len(),
+        "{name}: only {checked}/{} entries stable",
+        orig.len()
+    );
 }
 
 fn always() -> bool {
@@ -105,9 +115,16 @@ fn configs() -> Vec<HypergraphConfig> {
         HypergraphConfig::knn(3),
         HypergraphConfig::eps_ball(1.6),
     ] {
-        for mode in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough] {
+        for mode in [
+            IncidenceMode::Hard,
+            IncidenceMode::Soft,
+            IncidenceMode::StraightThrough,
+        ] {
             for norm in [Normalization::Symmetric, Normalization::RandomWalk] {
-                out.push(HypergraphConfig { alpha: 4.0, ..base.with_mode(mode).with_norm(norm) });
+                out.push(HypergraphConfig {
+                    alpha: 4.0,
+                    ..base.with_mode(mode).with_norm(norm)
+                });
             }
         }
     }
@@ -124,19 +141,50 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
     let r = t(&[b, n, c], -1.0, 1.0, seed + 4);
     let x = separate_x.then_some(xv.as_tensor());
     let forward = || hypergraph_conv(&fv, x, &thv, Some(&wv), cfg).unwrap();
-    let loss = || (forward() * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let loss = || {
+        (forward() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
 
-    let grads = (forward() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads = (forward() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
 
     let (f, xs, th, w, rs) = (flat(&fv), flat(&xv), flat(&thv), flat(&wv), flat(&r));
     let xview = separate_x.then(|| view3(&xs, &xv));
-    let (_, ctx) = hypergraph_conv_forward(view3(&f, &fv), xview, view2(&th, &thv), Some(view2(&w, &wv)), cfg).unwrap();
-    let g = hypergraph_conv_backward(&ctx, view3(&f, &fv), xview, view2(&th, &thv), Some(view2(&w, &wv)), view3(&rs, &r)).unwrap();
+    let (_, ctx) = hypergraph_conv_forward(
+        view3(&f, &fv),
+        xview,
+        view2(&th, &thv),
+        Some(view2(&w, &wv)),
+        cfg,
+    )
+    .unwrap();
+    let g = hypergraph_conv_backward(
+        &ctx,
+        view3(&f, &fv),
+        xview,
+        view2(&th, &thv),
+        Some(view2(&w, &wv)),
+        view3(&rs, &r),
+    )
+    .unwrap();
     assert_same("features", grads.get(&fv), g.df.as_slice().unwrap());
     assert_same("theta", grads.get(&thv), g.dtheta.as_slice().unwrap());
     assert_same("weights", grads.get(&wv), g.dweights.as_slice().unwrap());
     if separate_x {
-        assert_same("x", grads.get(&xv), g.dx.as_ref().unwrap().as_slice().unwrap());
+        assert_same(
+            "x",
+            grads.get(&xv),
+            g.dx.as_ref().unwrap().as_slice().unwrap(),
+        );
         assert_fd("x", &xv, grads.get(&xv).unwrap(), &loss, &always);
     }
     assert_fd("theta", &thv, grads.get(&thv).unwrap(), &loss, &always);
@@ -157,8 +205,15 @@ fn conv_gradients_through_candle_match_the_direct_backward_and_finite_difference
 
 #[test]
 fn conv_gradients_with_a_separate_x_match_in_every_mode() {
-    for mode in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough] {
-        let cfg = HypergraphConfig { alpha: 4.0, ..HypergraphConfig::knn(3).with_mode(mode) };
+    for mode in [
+        IncidenceMode::Hard,
+        IncidenceMode::Soft,
+        IncidenceMode::StraightThrough,
+    ] {
+        let cfg = HypergraphConfig {
+            alpha: 4.0,
+            ..HypergraphConfig::knn(3).with_mode(mode)
+        };
         conv_case(&cfg, true, 7);
     }
 }
@@ -166,12 +221,31 @@ fn conv_gradients_with_a_separate_x_match_in_every_mode() {
 #[test]
 fn incidence_gradients_match_the_direct_backward_and_finite_differences() {
     for mode in [IncidenceMode::Soft, IncidenceMode::StraightThrough] {
-        for base in [HypergraphConfig::paper(), HypergraphConfig::knn(3), HypergraphConfig::eps_ball(1.6)] {
-            let cfg = HypergraphConfig { alpha: 3.0, ..base.with_mode(mode) };
+        for base in [
+            HypergraphConfig::paper(),
+            HypergraphConfig::knn(3),
+            HypergraphConfig::eps_ball(1.6),
+        ] {
+            let cfg = HypergraphConfig {
+                alpha: 3.0,
+                ..base.with_mode(mode)
+            };
             let fv = Var::from_tensor(&t(&[2, 6, 3], -1.0, 1.0, 5)).unwrap();
             let r = t(&[2, 6, 6], -1.0, 1.0, 6);
-            let loss = || (incidence(&fv, &cfg).unwrap() * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
-            let grads = (incidence(&fv, &cfg).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let loss = || {
+                (incidence(&fv, &cfg).unwrap() * &r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            let grads = (incidence(&fv, &cfg).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
 
             let (f, rs) = (flat(&fv), flat(&r));
             let (hg, ctx) = incidence_forward(view3(&f, &fv), &cfg).unwrap();
@@ -186,7 +260,12 @@ fn incidence_gradients_match_the_direct_backward_and_finite_differences() {
     }
     // Hard incidence passes no gradient to the features.
     let fv = Var::from_tensor(&t(&[1, 5, 3], -1.0, 1.0, 8)).unwrap();
-    let grads = incidence(&fv, &HypergraphConfig::paper()).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads = incidence(&fv, &HypergraphConfig::paper())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     assert!(grads.get(&fv).is_none());
 }
 
@@ -206,7 +285,10 @@ fn hsc_case(cfg: HypergraphConfig, seed: u64) {
     let wvar = vm.data().lock().unwrap()["weights"].clone();
     wvar.set(&t(&[n], 0.3, 1.7, seed)).unwrap();
     let fv = Var::from_tensor(&t(&[b, n, d], -1.0, 1.0, seed + 1)).unwrap();
-    let (rp, rg) = (t(&[b, n, 3], -1.0, 1.0, seed + 2), t(&[b, 2], -1.0, 1.0, seed + 3));
+    let (rp, rg) = (
+        t(&[b, n, 3], -1.0, 1.0, seed + 2),
+        t(&[b, 2], -1.0, 1.0, seed + 3),
+    );
     let loss_t = || {
         let (p, g) = layer.forward_with_global(&fv).unwrap();
         ((p * &rp).unwrap().sum_all().unwrap() + (g * &rg).unwrap().sum_all().unwrap()).unwrap()
@@ -219,7 +301,15 @@ fn hsc_case(cfg: HypergraphConfig, seed: u64) {
     let w = Array2::from_shape_fn((b, n), |(_, j)| flat(&wvar)[j]);
     let (rps, rgs) = (flat(&rp), flat(&rg));
     let (_, ctx) = hsc_forward(view3(&f, &fv), Some(w.view()), &params, &cfg).unwrap();
-    let g = hsc_backward(&ctx, view3(&f, &fv), Some(w.view()), &params, Some(view3(&rps, &rp)), Some(view2(&rgs, &rg))).unwrap();
+    let g = hsc_backward(
+        &ctx,
+        view3(&f, &fv),
+        Some(w.view()),
+        &params,
+        Some(view3(&rps, &rp)),
+        Some(view2(&rgs, &rg)),
+    )
+    .unwrap();
     let vars = vm.data().lock().unwrap().clone();
     let direct: [(&str, Vec<f64>); 6] = [
         ("theta", g.dtheta.iter().copied().collect()),
@@ -244,9 +334,19 @@ fn hsc_case(cfg: HypergraphConfig, seed: u64) {
 
 #[test]
 fn hsc_module_gradients_match_the_direct_backward_and_finite_differences() {
-    for (k, mode) in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough].into_iter().enumerate() {
+    for (k, mode) in [
+        IncidenceMode::Hard,
+        IncidenceMode::Soft,
+        IncidenceMode::StraightThrough,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         for norm in [Normalization::Symmetric, Normalization::RandomWalk] {
-            let cfg = HypergraphConfig { alpha: 4.0, ..HypergraphConfig::top_k(5).with_mode(mode).with_norm(norm) };
+            let cfg = HypergraphConfig {
+                alpha: 4.0,
+                ..HypergraphConfig::top_k(5).with_mode(mode).with_norm(norm)
+            };
             hsc_case(cfg, 40 + k as u64);
         }
     }
@@ -256,27 +356,78 @@ fn hsc_module_gradients_match_the_direct_backward_and_finite_differences() {
 fn hypergraph_conv_module_gradients_match_finite_differences() {
     use candle_core::Module;
     use hipl::candle::{HypergraphConv, HypergraphConvConfig};
-    for mode in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough] {
+    for mode in [
+        IncidenceMode::Hard,
+        IncidenceMode::Soft,
+        IncidenceMode::StraightThrough,
+    ] {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &CPU);
-        let hypergraph = HypergraphConfig { alpha: 4.0, ..HypergraphConfig::paper().with_mode(mode) };
-        let layer = HypergraphConv::new(4, 3, HypergraphConvConfig { hypergraph, edge_weights: Some(6) }, vb).unwrap();
+        let hypergraph = HypergraphConfig {
+            alpha: 4.0,
+            ..HypergraphConfig::paper().with_mode(mode)
+        };
+        let layer = HypergraphConv::new(
+            4,
+            3,
+            HypergraphConvConfig {
+                hypergraph,
+                edge_weights: Some(6),
+            },
+            vb,
+        )
+        .unwrap();
         let fv = Var::from_tensor(&t(&[2, 6, 4], -1.0, 1.0, 9)).unwrap();
         let r = t(&[2, 6, 3], -1.0, 1.0, 10);
-        let loss_t = || (layer.forward(&fv).unwrap() * &r).unwrap().sum_all().unwrap();
+        let loss_t = || {
+            (layer.forward(&fv).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
         let loss = || loss_t().to_scalar::<f64>().unwrap();
         let grads = loss_t().backward().unwrap();
 
         let vars = vm.data().lock().unwrap().clone();
         for name in ["theta", "weights"] {
-            assert_fd(name, &vars[name], grads.get(&vars[name]).unwrap(), &loss, &always);
+            assert_fd(
+                name,
+                &vars[name],
+                grads.get(&vars[name]).unwrap(),
+                &loss,
+                &always,
+            );
         }
-        let (th, w, f, rs) = (flat(&vars["theta"]), flat(&vars["weights"]), flat(&fv), flat(&r));
+        let (th, w, f, rs) = (
+            flat(&vars["theta"]),
+            flat(&vars["weights"]),
+            flat(&fv),
+            flat(&r),
+        );
         let w = Array2::from_shape_fn((2, 6), |(_, j)| w[j]);
-        let (_, ctx) = hypergraph_conv_forward(view3(&f, &fv), None, ArrayView2::from_shape((4, 3), &th).unwrap(), Some(w.view()), &hypergraph).unwrap();
-        let g = hypergraph_conv_backward(&ctx, view3(&f, &fv), None, ArrayView2::from_shape((4, 3), &th).unwrap(), Some(w.view()), view3(&rs, &r)).unwrap();
+        let (_, ctx) = hypergraph_conv_forward(
+            view3(&f, &fv),
+            None,
+            ArrayView2::from_shape((4, 3), &th).unwrap(),
+            Some(w.view()),
+            &hypergraph,
+        )
+        .unwrap();
+        let g = hypergraph_conv_backward(
+            &ctx,
+            view3(&f, &fv),
+            None,
+            ArrayView2::from_shape((4, 3), &th).unwrap(),
+            Some(w.view()),
+            view3(&rs, &r),
+        )
+        .unwrap();
         let df: Array3<f64> = g.df;
         assert_same("features", grads.get(&fv), df.as_slice().unwrap());
-        assert_same("weights", grads.get(&vars["weights"]), &g.dweights.sum_axis(Axis(0)).to_vec());
+        assert_same(
+            "weights",
+            grads.get(&vars["weights"]),
+            &g.dweights.sum_axis(Axis(0)).to_vec(),
+        );
     }
 }

@@ -29,19 +29,38 @@ fn t(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {
 
 fn a3(x: &Tensor) -> Array3<f64> {
     let (b, n, d) = x.dims3().unwrap();
-    let v = x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let v = x
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     Array3::from_shape_vec((b, n, d), v).unwrap()
 }
 
 fn a2(x: &Tensor) -> Array2<f64> {
     let (r, c) = x.dims2().unwrap();
-    let v = x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let v = x
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     Array2::from_shape_vec((r, c), v).unwrap()
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     let d = (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap()).unwrap();
-    d.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    d.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 fn configs() -> Vec<HypergraphConfig> {
@@ -52,9 +71,16 @@ fn configs() -> Vec<HypergraphConfig> {
         HypergraphConfig::knn(3),
         HypergraphConfig::eps_ball(2.0),
     ] {
-        for mode in [IncidenceMode::Hard, IncidenceMode::Soft, IncidenceMode::StraightThrough] {
+        for mode in [
+            IncidenceMode::Hard,
+            IncidenceMode::Soft,
+            IncidenceMode::StraightThrough,
+        ] {
             for norm in [Normalization::Symmetric, Normalization::RandomWalk] {
-                out.push(HypergraphConfig { alpha: 4.0, ..base.with_mode(mode).with_norm(norm) });
+                out.push(HypergraphConfig {
+                    alpha: 4.0,
+                    ..base.with_mode(mode).with_norm(norm)
+                });
             }
         }
     }
@@ -63,13 +89,19 @@ fn configs() -> Vec<HypergraphConfig> {
 
 #[test]
 fn conv_forward_equals_the_cpu_path_for_every_rule_mode_and_normalisation() {
-    let (f, theta, w) = (t(&[2, 9, 5], -1.0, 1.0, 1), t(&[5, 3], -1.0, 1.0, 2), t(&[2, 9], 0.2, 2.0, 3));
+    let (f, theta, w) = (
+        t(&[2, 9, 5], -1.0, 1.0, 1),
+        t(&[5, 3], -1.0, 1.0, 2),
+        t(&[2, 9], 0.2, 2.0, 3),
+    );
     for cfg in configs() {
         let y = hypergraph_conv(&f, None, &theta, Some(&w), &cfg).unwrap();
         let hg = build_hypergraph(a3(&f).view(), &cfg).unwrap();
         let want = conv(&hg, a3(&f).view(), a2(&theta).view(), Some(a2(&w).view())).unwrap();
         let got = a3(&y);
-        let diff = (&got - &want).mapv(f64::abs).fold(0.0, |m: f64, v| m.max(*v));
+        let diff = (&got - &want)
+            .mapv(f64::abs)
+            .fold(0.0, |m: f64, v| m.max(*v));
         assert!(diff < 1e-12, "{cfg:?}: differs by {diff}");
     }
 }
@@ -77,7 +109,11 @@ fn conv_forward_equals_the_cpu_path_for_every_rule_mode_and_normalisation() {
 #[test]
 fn separate_x_is_convolved_over_the_features_hypergraph() {
     let cfg = HypergraphConfig::knn(3);
-    let (f, x, theta) = (t(&[2, 8, 4], -1.0, 1.0, 4), t(&[2, 8, 6], -1.0, 1.0, 5), t(&[6, 2], -1.0, 1.0, 6));
+    let (f, x, theta) = (
+        t(&[2, 8, 4], -1.0, 1.0, 4),
+        t(&[2, 8, 6], -1.0, 1.0, 5),
+        t(&[6, 2], -1.0, 1.0, 6),
+    );
     let y = hypergraph_conv(&f, Some(&x), &theta, None, &cfg).unwrap();
     let hg = build_hypergraph(a3(&f).view(), &cfg).unwrap();
     let want = conv(&hg, a3(&x).view(), a2(&theta).view(), None).unwrap();
@@ -118,8 +154,12 @@ fn hsc_forward_equals_the_cpu_path() {
         activation: Activation::GeluTanh,
     };
     let (want, _) = hsc_forward(a3(&f).view(), Some(a2(&w).view()), &params, &cfg).unwrap();
-    assert!((&a3(&patches) - &want.patches).iter().all(|d| d.abs() < 1e-12));
-    assert!((&a2(&global) - &want.global).iter().all(|d| d.abs() < 1e-12));
+    assert!((&a3(&patches) - &want.patches)
+        .iter()
+        .all(|d| d.abs() < 1e-12));
+    assert!((&a2(&global) - &want.global)
+        .iter()
+        .all(|d| d.abs() < 1e-12));
 }
 
 #[test]
@@ -129,24 +169,54 @@ fn f32_bf16_and_f16_follow_f64_within_their_precision() {
     for (dtype, tol) in [(DType::F32, 1e-5), (DType::BF16, 1e-2), (DType::F16, 2e-3)] {
         let (fl, th) = (f.to_dtype(dtype).unwrap(), theta.to_dtype(dtype).unwrap());
         // The reference sees the same rounded inputs, so the kNN structure is the same.
-        let (f64_in, th64) = (fl.to_dtype(DType::F64).unwrap(), th.to_dtype(DType::F64).unwrap());
+        let (f64_in, th64) = (
+            fl.to_dtype(DType::F64).unwrap(),
+            th.to_dtype(DType::F64).unwrap(),
+        );
         let reference = hypergraph_conv(&f64_in, None, &th64, None, &cfg).unwrap();
-        let scale = reference.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let scale = reference
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
 
         let fv = Var::from_tensor(&fl).unwrap();
         let y = hypergraph_conv(fv.as_tensor(), None, &th, None, &cfg).unwrap();
         assert_eq!(y.dtype(), dtype);
         let diff = max_diff(&y, &reference);
-        assert!(diff <= tol * scale, "{dtype:?}: differs by {diff} (scale {scale})");
+        assert!(
+            diff <= tol * scale,
+            "{dtype:?}: differs by {diff} (scale {scale})"
+        );
 
         let grads = y.sum_all().unwrap().backward().unwrap();
-        let g = grads.get(fv.as_tensor()).expect("a gradient for the features");
+        let g = grads
+            .get(fv.as_tensor())
+            .expect("a gradient for the features");
         assert_eq!((g.dtype(), g.dims()), (dtype, f.dims()));
         let g64 = Var::from_tensor(&f64_in).unwrap();
         let y64 = hypergraph_conv(g64.as_tensor(), None, &th64, None, &cfg).unwrap();
-        let want = y64.sum_all().unwrap().backward().unwrap().get(g64.as_tensor()).unwrap().clone();
-        let gscale = want.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
-        assert!(max_diff(g, &want) <= 2.0 * tol * gscale, "{dtype:?} gradient");
+        let want = y64
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(g64.as_tensor())
+            .unwrap()
+            .clone();
+        let gscale = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(
+            max_diff(g, &want) <= 2.0 * tol * gscale,
+            "{dtype:?} gradient"
+        );
     }
 }
 
@@ -166,24 +236,55 @@ fn transposed_narrowed_and_broadcast_inputs_read_like_their_contiguous_copies() 
     let w_b = t(&[1, n], 0.5, 1.5, 19).broadcast_as((b, n)).unwrap();
 
     let y_strided = hypergraph_conv(&f_t, None, &theta_n, Some(&w_b), &cfg).unwrap();
-    let (f_c, th_c, w_c) = (f_t.contiguous().unwrap(), theta_n.contiguous().unwrap(), w_b.contiguous().unwrap());
+    let (f_c, th_c, w_c) = (
+        f_t.contiguous().unwrap(),
+        theta_n.contiguous().unwrap(),
+        w_b.contiguous().unwrap(),
+    );
     let y = hypergraph_conv(&f_c, None, &th_c, Some(&w_c), &cfg).unwrap();
     assert_eq!(max_diff(&y_strided, &y), 0.0);
 
     // The same through the gradients: a strided variable's gradient has its shape and
     // equals the contiguous one's.
     let var = Var::from_tensor(&stored).unwrap();
-    let y = hypergraph_conv(&var.as_tensor().transpose(1, 2).unwrap(), None, &th_c, None, &cfg).unwrap();
-    let g_strided = y.sum_all().unwrap().backward().unwrap().get(var.as_tensor()).unwrap().clone();
+    let y = hypergraph_conv(
+        &var.as_tensor().transpose(1, 2).unwrap(),
+        None,
+        &th_c,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    let g_strided = y
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(var.as_tensor())
+        .unwrap()
+        .clone();
     let var_c = Var::from_tensor(&f_c).unwrap();
     let y = hypergraph_conv(var_c.as_tensor(), None, &th_c, None, &cfg).unwrap();
-    let g = y.sum_all().unwrap().backward().unwrap().get(var_c.as_tensor()).unwrap().clone();
+    let g = y
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(var_c.as_tensor())
+        .unwrap()
+        .clone();
     assert_eq!(g_strided.dims(), &[b, d, n]);
     assert!(max_diff(&g_strided.transpose(1, 2).unwrap(), &g) < 1e-12);
 
     // Narrowed features for HSC and incidence, too.
     let big_f = t(&[b + 1, n + 2, d + 1], -1.0, 1.0, 20);
-    let f_n = big_f.narrow(0, 1, b).unwrap().narrow(1, 2, n).unwrap().narrow(2, 0, d).unwrap();
+    let f_n = big_f
+        .narrow(0, 1, b)
+        .unwrap()
+        .narrow(1, 2, n)
+        .unwrap()
+        .narrow(2, 0, d)
+        .unwrap();
     let h_n = incidence(&f_n, &cfg).unwrap();
     let h = incidence(&f_n.contiguous().unwrap(), &cfg).unwrap();
     assert_eq!(max_diff(&h_n, &h), 0.0);
@@ -193,16 +294,23 @@ fn transposed_narrowed_and_broadcast_inputs_read_like_their_contiguous_copies() 
 fn untracked_inputs_give_untracked_outputs_and_variables_tracked_ones() {
     let cfg = HypergraphConfig::knn(3);
     let (f, theta) = (t(&[1, 6, 3], -1.0, 1.0, 21), t(&[3, 2], -1.0, 1.0, 22));
-    assert!(!hypergraph_conv(&f, None, &theta, None, &cfg).unwrap().track_op());
+    assert!(!hypergraph_conv(&f, None, &theta, None, &cfg)
+        .unwrap()
+        .track_op());
     let tv = Var::from_tensor(&theta).unwrap();
-    assert!(hypergraph_conv(&f, None, tv.as_tensor(), None, &cfg).unwrap().track_op());
+    assert!(hypergraph_conv(&f, None, tv.as_tensor(), None, &cfg)
+        .unwrap()
+        .track_op());
 }
 
 #[test]
 fn modules_name_their_parameters_and_load_them_through_a_var_builder() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &CPU);
-    let cfg = HypergraphConvConfig { hypergraph: HypergraphConfig::knn(3), edge_weights: Some(6) };
+    let cfg = HypergraphConvConfig {
+        hypergraph: HypergraphConfig::knn(3),
+        edge_weights: Some(6),
+    };
     let layer = HypergraphConv::new(4, 2, cfg, vb.pp("conv")).unwrap();
     let mut cfg = HscConfig::new(3, 5);
     cfg.edge_weights = Some(6);
@@ -210,8 +318,14 @@ fn modules_name_their_parameters_and_load_them_through_a_var_builder() {
     let mut names: Vec<String> = vm.data().lock().unwrap().keys().cloned().collect();
     names.sort();
     let want = [
-        "conv.theta", "conv.weights", "hsc.a.bias", "hsc.a.weight", "hsc.global.bias",
-        "hsc.global.weight", "hsc.theta", "hsc.weights",
+        "conv.theta",
+        "conv.weights",
+        "hsc.a.bias",
+        "hsc.a.weight",
+        "hsc.global.bias",
+        "hsc.global.weight",
+        "hsc.theta",
+        "hsc.weights",
     ];
     assert_eq!(names, want);
     let f = t(&[2, 6, 4], -1.0, 1.0, 23);
@@ -230,7 +344,12 @@ fn modules_name_their_parameters_and_load_them_through_a_var_builder() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let loaded = Hsc::new(4, HscConfig::new(3, 5), VarBuilder::from_tensors(given.clone(), DType::F64, &CPU)).unwrap();
+    let loaded = Hsc::new(
+        4,
+        HscConfig::new(3, 5),
+        VarBuilder::from_tensors(given.clone(), DType::F64, &CPU),
+    )
+    .unwrap();
     assert_eq!(max_diff(&loaded.tensors().a, &given["a.weight"]), 0.0);
     let params = loaded.to_params::<f64>().unwrap();
     let (want, _) = hsc_forward(a3(&f).view(), None, &params, &HypergraphConfig::paper()).unwrap();
@@ -250,16 +369,94 @@ fn bad_inputs_give_errors_naming_the_argument() {
     let f = t(&[2, 6, 4], -1.0, 1.0, 29);
     let theta = t(&[4, 3], -1.0, 1.0, 30);
     let cases: Vec<(String, &[&str])> = vec![
-        (err_text(hypergraph_conv(&f.to_dtype(DType::U32).unwrap(), None, &theta, None, &cfg)), &["features", "dtype"]),
-        (err_text(hypergraph_conv(&f.to_dtype(DType::F32).unwrap(), None, &theta, None, &cfg)), &["theta", "F32"]),
-        (err_text(hypergraph_conv(&f, None, &t(&[5, 3], -1.0, 1.0, 0), None, &cfg)), &["theta", "[4, C >= 1]"]),
-        (err_text(hypergraph_conv(&f.flatten(0, 1).unwrap(), None, &theta, None, &cfg)), &["features", "3 dimensions"]),
-        (err_text(hypergraph_conv(&f, Some(&t(&[2, 5, 4], -1.0, 1.0, 0)), &theta, None, &cfg)), &["x", "[2, 6"]),
-        (err_text(hypergraph_conv(&f, None, &theta, Some(&t(&[2, 7], 0.5, 1.0, 0)), &cfg)), &["weights", "[2, 6]"]),
-        (err_text(hypergraph_conv(&f, None, &theta, Some(&t(&[2, 6], -2.0, -1.0, 0)), &cfg)), &["weights", ">= 0"]),
-        (err_text(hypergraph_conv(&(&f / 0.0).unwrap(), None, &theta, None, &cfg)), &["features", "non-finite"]),
-        (err_text(incidence(&f, &HypergraphConfig::knn(7))), &["k", "N = 6"]),
-        (err_text(incidence(&f, &HypergraphConfig { alpha: -1.0, ..cfg })), &["alpha"]),
+        (
+            err_text(hypergraph_conv(
+                &f.to_dtype(DType::U32).unwrap(),
+                None,
+                &theta,
+                None,
+                &cfg,
+            )),
+            &["features", "dtype"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f.to_dtype(DType::F32).unwrap(),
+                None,
+                &theta,
+                None,
+                &cfg,
+            )),
+            &["theta", "F32"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f,
+                None,
+                &t(&[5, 3], -1.0, 1.0, 0),
+                None,
+                &cfg,
+            )),
+            &["theta", "[4, C >= 1]"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f.flatten(0, 1).unwrap(),
+                None,
+                &theta,
+                None,
+                &cfg,
+            )),
+            &["features", "3 dimensions"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f,
+                Some(&t(&[2, 5, 4], -1.0, 1.0, 0)),
+                &theta,
+                None,
+                &cfg,
+            )),
+            &["x", "[2, 6"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f,
+                None,
+                &theta,
+                Some(&t(&[2, 7], 0.5, 1.0, 0)),
+                &cfg,
+            )),
+            &["weights", "[2, 6]"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &f,
+                None,
+                &theta,
+                Some(&t(&[2, 6], -2.0, -1.0, 0)),
+                &cfg,
+            )),
+            &["weights", ">= 0"],
+        ),
+        (
+            err_text(hypergraph_conv(
+                &(&f / 0.0).unwrap(),
+                None,
+                &theta,
+                None,
+                &cfg,
+            )),
+            &["features", "non-finite"],
+        ),
+        (
+            err_text(incidence(&f, &HypergraphConfig::knn(7))),
+            &["k", "N = 6"],
+        ),
+        (
+            err_text(incidence(&f, &HypergraphConfig { alpha: -1.0, ..cfg })),
+            &["alpha"],
+        ),
     ];
     for (msg, words) in &cases {
         for w in *words {
@@ -275,14 +472,28 @@ fn bad_inputs_give_errors_naming_the_argument() {
         g_bias: t(&[2], -1.0, 1.0, 0),
     };
     let msg = err_text(hsc(&f, None, &p, Activation::Relu, &cfg));
-    assert!(msg.contains("`a`") && msg.contains("[D_out >= 1, 4]"), "{msg}");
-    let p = HscTensors { a: t(&[3, 4], -1.0, 1.0, 0), g_bias: t(&[3], -1.0, 1.0, 0), ..p };
+    assert!(
+        msg.contains("`a`") && msg.contains("[D_out >= 1, 4]"),
+        "{msg}"
+    );
+    let p = HscTensors {
+        a: t(&[3, 4], -1.0, 1.0, 0),
+        g_bias: t(&[3], -1.0, 1.0, 0),
+        ..p
+    };
     let msg = err_text(hsc(&f, None, &p, Activation::Relu, &cfg));
     assert!(msg.contains("g_bias") && msg.contains("[2]"), "{msg}");
 
     let vm = VarMap::new();
-    let cfg = HypergraphConvConfig { hypergraph: cfg, edge_weights: Some(8) };
-    let layer = HypergraphConv::new(4, 3, cfg, VarBuilder::from_varmap(&vm, DType::F64, &CPU)).unwrap();
+    let cfg = HypergraphConvConfig {
+        hypergraph: cfg,
+        edge_weights: Some(8),
+    };
+    let layer =
+        HypergraphConv::new(4, 3, cfg, VarBuilder::from_varmap(&vm, DType::F64, &CPU)).unwrap();
     let msg = err_text(layer.forward(&f));
-    assert!(msg.contains("features") && msg.contains("[B, 8, D]"), "{msg}");
+    assert!(
+        msg.contains("features") && msg.contains("[B, 8, D]"),
+        "{msg}"
+    );
 }

@@ -58,7 +58,14 @@ struct Inputs<'a, T: Clone> {
 }
 
 impl<T: Compute> Inputs<'_, T> {
-    fn views(&self) -> (ArrayView3<'_, T>, Option<ArrayView3<'_, T>>, ArrayView2<'_, T>, ArrayView2<'_, T>) {
+    fn views(
+        &self,
+    ) -> (
+        ArrayView3<'_, T>,
+        Option<ArrayView3<'_, T>>,
+        ArrayView2<'_, T>,
+        ArrayView2<'_, T>,
+    ) {
         let (b, n, d) = self.dims;
         let f = ArrayView3::from_shape((b, n, d), &self.f).expect("length");
         let x = self.x.as_ref().map(|x| {
@@ -84,13 +91,30 @@ impl ConvOp {
             Some(dx) => {
                 let d = d_total - dx;
                 let (f, x) = split(&fx, b * n, d, dx);
-                Inputs { dims: (b, n, d), f: Cow::Owned(f), x: Some(x), theta, theta_dims, w }
+                Inputs {
+                    dims: (b, n, d),
+                    f: Cow::Owned(f),
+                    x: Some(x),
+                    theta,
+                    theta_dims,
+                    w,
+                }
             }
-            None => Inputs { dims: (b, n, d_total), f: fx, x: None, theta, theta_dims, w },
+            None => Inputs {
+                dims: (b, n, d_total),
+                f: fx,
+                x: None,
+                theta,
+                theta_dims,
+                w,
+            },
         }
     }
 
-    fn forward<T: Compute>(&self, inp: &Inputs<T>) -> crate::Result<(Array3<T>, Option<HypergraphConvCtx<T>>)> {
+    fn forward<T: Compute>(
+        &self,
+        inp: &Inputs<T>,
+    ) -> crate::Result<(Array3<T>, Option<HypergraphConvCtx<T>>)> {
         let (f, x, theta, w) = inp.views();
         if self.save {
             let (y, ctx) = hypergraph_conv_forward(f, x, theta, Some(w), &self.cfg)?;
@@ -149,17 +173,21 @@ impl ConvOp {
         let dy = host::host::<T>(grad)?;
         let dyv = ArrayView3::from_shape((b, n, theta_dims.1), &dy).expect("length");
         let (f, x, th, w) = inp.views();
-        let grads = self.saved.with(|ctx: Option<&HypergraphConvCtx<T>>| match ctx {
-            Some(ctx) => hypergraph_conv_backward(ctx, f, x, th, Some(w), dyv),
-            None => {
-                let (_, ctx) = hypergraph_conv_forward(f, x, th, Some(w), &self.cfg)?;
-                hypergraph_conv_backward(&ctx, f, x, th, Some(w), dyv)
-            }
-        });
+        let grads = self
+            .saved
+            .with(|ctx: Option<&HypergraphConvCtx<T>>| match ctx {
+                Some(ctx) => hypergraph_conv_backward(ctx, f, x, th, Some(w), dyv),
+                None => {
+                    let (_, ctx) = hypergraph_conv_forward(f, x, th, Some(w), &self.cfg)?;
+                    hypergraph_conv_backward(&ctx, f, x, th, Some(w), dyv)
+                }
+            });
         let g = grads.map_err(host::wrap)?;
 
         let dfx = match (self.x_channels, g.dx) {
-            (Some(dxc), Some(dx)) => join(&host::into_vec(g.df), &host::into_vec(dx), inp.dims.2, dxc),
+            (Some(dxc), Some(dx)) => {
+                join(&host::into_vec(g.df), &host::into_vec(dx), inp.dims.2, dxc)
+            }
             _ => host::into_vec(g.df),
         };
         let (dtype, dev) = (fx.dtype(), fx.device());
@@ -271,4 +299,3 @@ pub fn hypergraph_conv(
         fx.apply_op3_no_bwd(theta, &w, &op)
     }
 }
-

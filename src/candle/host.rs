@@ -123,7 +123,10 @@ pub(crate) fn read<'a, T: Compute>(
         _ => {
             return Err(wrap(Error::invalid(
                 arg,
-                format!("a tensor of dtype f32, f64, bf16 or f16 matching {:?}", T::DTYPE),
+                format!(
+                    "a tensor of dtype f32, f64, bf16 or f16 matching {:?}",
+                    T::DTYPE
+                ),
                 format!("{:?}", storage.dtype()),
             )))
         }

@@ -37,7 +37,11 @@ impl HscTensors {
             Err(host::wrap(Error::shape(arg, expected, got)))
         };
         if self.theta.dims() != [d, d] {
-            return bad("theta", format!("[{d}, {d}] (D of the features)"), self.theta.dims());
+            return bad(
+                "theta",
+                format!("[{d}, {d}] (D of the features)"),
+                self.theta.dims(),
+            );
         }
         let &[d_out, ad] = self.a.dims() else {
             return bad("a", format!("[D_out, {d}]"), self.a.dims());
@@ -52,10 +56,18 @@ impl HscTensors {
             return bad("g_weight", format!("[E, {d_out}]"), self.g_weight.dims());
         };
         if gd != d_out || e == 0 {
-            return bad("g_weight", format!("[E >= 1, {d_out}]"), self.g_weight.dims());
+            return bad(
+                "g_weight",
+                format!("[E >= 1, {d_out}]"),
+                self.g_weight.dims(),
+            );
         }
         if self.g_bias.dims() != [e] {
-            return bad("g_bias", format!("[{e}] (E of `g_weight`)"), self.g_bias.dims());
+            return bad(
+                "g_bias",
+                format!("[{e}] (E of `g_weight`)"),
+                self.g_bias.dims(),
+            );
         }
         Ok((d_out, e))
     }
@@ -90,7 +102,11 @@ impl HscOp {
         let sizes = [d * d, d_out * d, d_out, e * d_out, e];
         let total: usize = sizes.iter().sum();
         if p.len() != total {
-            return Err(Error::shape("params", format!("[{total}] (Θ, A, b, G, c packed)"), [p.len()]));
+            return Err(Error::shape(
+                "params",
+                format!("[{total}] (Θ, A, b, G, c packed)"),
+                [p.len()],
+            ));
         }
         let mut rest = p;
         let mut take = |len: usize| {
@@ -141,7 +157,11 @@ impl HscOp {
         let p = host::read::<T>("params", s3, l3)?;
         let fv = ArrayView3::from_shape((b, n, d), &f).expect("length");
         if l2.dims() != [b, n] {
-            return Err(host::wrap(Error::shape("weights", format!("[{b}, {n}]"), l2.dims())));
+            return Err(host::wrap(Error::shape(
+                "weights",
+                format!("[{b}, {n}]"),
+                l2.dims(),
+            )));
         }
         let wv = ArrayView2::from_shape((b, n), &w).expect("length");
 
@@ -277,7 +297,11 @@ pub fn hsc(
     let (d_out, e) = params.dims(d)?;
     let w = match weights {
         Some(w) if w.dims() != [b, n] => {
-            return Err(host::wrap(Error::shape("weights", format!("[{b}, {n}]"), w.dims())))
+            return Err(host::wrap(Error::shape(
+                "weights",
+                format!("[{b}, {n}]"),
+                w.dims(),
+            )))
         }
         Some(w) => w.clone(),
         None => Tensor::ones((b, n), dtype, features.device())?,

@@ -18,15 +18,16 @@ struct IncidenceOp {
 type Ctx<T> = (Hypergraph<T>, IncidenceCtx);
 
 impl IncidenceOp {
-    fn forward<T: Compute>(
-        &self,
-        features: ArrayView3<T>,
-    ) -> crate::Result<(Vec<T>, Ctx<T>)> {
+    fn forward<T: Compute>(&self, features: ArrayView3<T>) -> crate::Result<(Vec<T>, Ctx<T>)> {
         let (hg, ctx) = incidence_forward(features, &self.cfg)?;
         Ok((hg.to_dense(), (hg, ctx)))
     }
 
-    fn cpu<T: Compute>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu<T: Compute>(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = host::dims_of("features", l.shape(), 3, "3 dimensions [B, N, D]")?;
         let (b, n, d) = (dims[0], dims[1], dims[2]);
         let f = host::read::<T>("features", s, l)?;
@@ -36,7 +37,11 @@ impl IncidenceOp {
         Ok((host::write(h, s.dtype())?, Shape::from((b, n, n))))
     }
 
-    fn backward<T: Compute>(&self, features: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+    fn backward<T: Compute>(
+        &self,
+        features: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let (b, n, d) = features.dims3()?;
         let f = host::host::<T>(features)?;
         let fv = ArrayView3::from_shape((b, n, d), &f).expect("length");
@@ -50,7 +55,12 @@ impl IncidenceOp {
             }
         });
         let df = df.map_err(host::wrap)?;
-        host::tensor(host::into_vec(df), (b, n, d), features.dtype(), features.device())
+        host::tensor(
+            host::into_vec(df),
+            (b, n, d),
+            features.dtype(),
+            features.device(),
+        )
     }
 }
 
@@ -70,7 +80,12 @@ impl CustomOp1 for IncidenceOp {
 
     /// `Hard`: no gradient. `Soft` / `StraightThrough`: `dF` from `dH` through the
     /// similarity and the row normalisation.
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         if self.cfg.mode == IncidenceMode::Hard {
             return Ok(None);
         }

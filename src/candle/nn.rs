@@ -231,7 +231,13 @@ impl Hsc {
             .as_ref()
             .map(|w| batch_weights(w, features))
             .transpose()?;
-        hsc(features, w.as_ref(), &self.params, self.activation, &self.cfg)
+        hsc(
+            features,
+            w.as_ref(),
+            &self.params,
+            self.activation,
+            &self.cfg,
+        )
     }
 
     /// The global embedding `F^g: [B, E]` only.
