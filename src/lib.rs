@@ -22,6 +22,8 @@
 //! ```
 
 pub mod autograd;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod cli;
 pub mod cpu;
 pub mod cuda;
