@@ -22,6 +22,7 @@
 //! per image `N` rows of `2·ceil(N/64)` u32 words, the bytes of the CPU's u64 words.
 
 mod backend;
+mod conv;
 mod device;
 #[cfg(feature = "cuda")]
 mod driver;
@@ -30,10 +31,8 @@ pub mod hypergraph;
 pub mod ops;
 
 pub use backend::{Backend, Graph};
+pub use conv::{conv, conv_backward, conv_backward_device, conv_device, DeviceConvGrads};
 pub(crate) use device::GemmSpec;
 pub use device::{Device, DeviceBuffer, Elem, Float};
 pub(crate) use device::{KArg, LaunchCfg};
-pub use hypergraph::{
-    build_hypergraph, build_on_device, conv, conv_backward, conv_backward_device, conv_device,
-    DeviceConvGrads, DeviceHypergraph,
-};
+pub use hypergraph::{build_hypergraph, build_on_device, DeviceHypergraph};
