@@ -15,7 +15,7 @@ proptest! {
 
     #[test]
     fn threshold_and_eps_rules_are_symmetric_and_contain_their_centres(
-        n in 2usize..=90, d in 1usize..=12, shared in 0.0f64..3.0, seed in 0u64..10_000,
+        n in 2usize..=300, d in 1usize..=12, shared in 0.0f64..3.0, seed in 0u64..10_000,
     ) {
         let f = features(2, n, d, shared, seed);
         for cfg in [HypergraphConfig::paper(), HypergraphConfig::eps_ball(1.5)] {
@@ -34,7 +34,7 @@ proptest! {
 
     #[test]
     fn knn_hyperedges_hold_exactly_k_members_and_top_k_at_most_k(
-        n in 2usize..=90, d in 1usize..=12, k in 1usize..=20, seed in 0u64..10_000,
+        n in 2usize..=300, d in 1usize..=12, k in 1usize..=20, seed in 0u64..10_000,
     ) {
         let k = k.min(n);
         let f = features(1, n, d, 0.7, seed);

@@ -18,6 +18,7 @@ fn fused_forward_and_backward_equal_dense_for_every_rule_mode_and_normalisation(
         (2, 17, 5, 3, 2),
         (3, 40, 12, 7, 3),
         (1, 70, 9, 4, 4),
+        (1, 260, 6, 3, 5),
     ] {
         let f = features(b, n, d, 0.4, seed);
         let theta = matrix(d, c, seed + 10);
@@ -67,7 +68,7 @@ fn fused_forward_and_backward_equal_dense_for_every_rule_mode_and_normalisation(
 
 #[test]
 fn every_storage_gives_the_same_convolution_and_gradients() {
-    let (b, n, d, c) = (2, 75, 6, 5);
+    let (b, n, d, c) = (2, 275, 6, 5);
     for (shared, rule) in [
         (0.2, Rule::Threshold { top_k: None }),
         (3.0, Rule::Threshold { top_k: None }),

@@ -3,6 +3,7 @@
 //! float buffer.
 
 use super::gemm::{gemm, Op};
+use super::topk::TopK;
 use crate::hypergraph::{
     Bitmask, Csr, HypergraphConfig, ImageGraph, Incidence, IncidenceMode, Representation, Rule,
     SPARSE_DENSITY,
@@ -12,7 +13,7 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// Rows of the similarity computed per task.
-const BLOCK_ROWS: usize = 64;
+const BLOCK_ROWS: usize = 128;
 
 /// The per-pair quantities of a rule, from the Gram entry `g = ⟨f_i, f_j⟩` of the raw
 /// rows. Cosine rules fold the normalisation in: `S_ij = g · inv_i · inv_j` with
@@ -189,16 +190,21 @@ fn select_members<T: Real>(
     thresholded: bool,
 ) -> Csr {
     let keep = k - 1;
-    let shortlists: Vec<Mutex<Vec<(T, u32)>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
-    let offer = |row: usize, mut cands: Vec<(T, u32)>| {
-        if keep == 0 || cands.is_empty() {
-            return;
-        }
-        best_first(&mut cands, keep);
-        let mut list = shortlists[row].lock().unwrap_or_else(|p| p.into_inner());
-        list.extend(cands);
-        if list.len() > 2 * keep {
-            best_first(&mut list, keep);
+    let shortlists: Vec<Mutex<TopK<T>>> = (0..n).map(|_| Mutex::new(TopK::new(keep))).collect();
+    let inv = &scorer.inv;
+    let tau = scorer.tau;
+    // Offers row `i` the pairs `(j, g_ij)`, straight into its shortlist: candidates below
+    // a full list's bar are skipped before any bookkeeping.
+    let offer = |i: usize, pairs: &mut dyn Iterator<Item = (usize, T)>| {
+        let mut list = shortlists[i].lock().unwrap_or_else(|p| p.into_inner());
+        let mut bar = list.bar();
+        for (j, gij) in pairs {
+            let sim = gij * inv[i] * inv[j];
+            if sim < bar || j == i || (thresholded && sim - tau <= T::zero()) {
+                continue;
+            }
+            list.push(sim, j as u32);
+            bar = list.bar();
         }
     };
     (0..n.div_ceil(BLOCK_ROWS)).into_par_iter().for_each(|blk| {
@@ -208,46 +214,25 @@ fn select_members<T: Real>(
         let mut g = vec![T::zero(); rows * cols];
         let lhs = &a[r0 * d..(r0 + rows) * d];
         gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
-        let kept = |i: usize, j: usize, gij: T| -> Option<(T, u32)> {
-            let passes = !thresholded || scorer.margin(i, j, gij) > T::zero();
-            (i != j && passes).then(|| (scorer.similarity(i, j, gij), j as u32))
-        };
         for r in 0..rows {
-            let i = r0 + r;
-            let row = &g[r * cols..(r + 1) * cols];
-            offer(i, (r0..n).filter_map(|j| kept(i, j, row[j - r0])).collect());
+            offer(r0 + r, &mut (r0..n).zip(g[r * cols..(r + 1) * cols].iter().copied()));
         }
         for j in r0 + rows..n {
-            offer(j, (0..rows).filter_map(|r| kept(j, r0 + r, g[r * cols + j - r0])).collect());
+            offer(j, &mut (0..rows).map(|r| (r0 + r, g[r * cols + j - r0])));
         }
     });
     let rows: Vec<Vec<u32>> = shortlists
         .into_par_iter()
         .enumerate()
         .map(|(e, list)| {
-            let mut list = list.into_inner().unwrap_or_else(|p| p.into_inner());
-            best_first(&mut list, keep);
-            let mut members: Vec<u32> = list.into_iter().map(|(_, j)| j).collect();
+            let list = list.into_inner().unwrap_or_else(|p| p.into_inner());
+            let mut members: Vec<u32> = list.indices().collect();
             members.push(e as u32);
             members.sort_unstable();
             members
         })
         .collect();
     Csr::from_rows(n, &rows)
-}
-
-/// Truncates `cands` to its best `keep` entries: descending similarity, ties to the lower
-/// index (a total order, so the result does not depend on the input order).
-fn best_first<T: Real>(cands: &mut Vec<(T, u32)>, keep: usize) {
-    let order = |x: &(T, u32), y: &(T, u32)| {
-        y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal).then(x.1.cmp(&y.1))
-    };
-    if keep < cands.len() {
-        if keep > 0 {
-            cands.select_nth_unstable_by(keep - 1, order);
-        }
-        cands.truncate(keep);
-    }
 }
 
 /// The selection for hyperedge `e` from its Gram row `s` (`S_ej = S_je`).
