@@ -12,7 +12,14 @@ fn find_nvcc() -> Result<PathBuf, String> {
     }
     println!("cargo:rerun-if-env-changed=PATH");
     if let Some(p) = std::env::var_os("NVCC") {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!(
+                "NVCC is set to {}, which is not a file",
+                p.display()
+            ));
+        }
+        return Ok(p);
     }
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Some(root) = std::env::var_os(var) {

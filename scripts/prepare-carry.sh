@@ -15,12 +15,18 @@ cargo test --release --features cuda --no-run \
 import json, shutil, sys
 for line in sys.stdin:
     msg = json.loads(line)
-    exe = msg.get("executable") if msg.get("reason") == "compiler-artifact" else None
-    if exe:
+    if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+        continue
+    if msg["profile"]["test"] and "test" in msg["target"]["kind"]:
+        exe = msg["executable"]
         dst = "carry/tests/" + msg["target"]["name"]
         shutil.copy(exe, dst)
         print("carried", dst)
 '
 cargo build --release --features cuda --example cuda_bench
 cp target/release/examples/cuda_bench carry/bench/
+# Debug info makes the binaries ~8x larger; the GPU run needs none of it.
+if command -v strip >/dev/null; then
+    strip --strip-debug carry/tests/* carry/bench/*
+fi
 echo "carry/ ready: $(du -sh carry | cut -f1)"

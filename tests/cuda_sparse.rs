@@ -83,6 +83,45 @@ fn csr_of_the_sparser_side_matches_the_cpu() {
 }
 
 #[test]
+fn csr_and_spmm_at_n_1000() {
+    let dev = device();
+    let (b, n, d) = (1, 1000, 3);
+    for &rho in &[0.02, 0.97] {
+        let (words, cpu) = random_masks(1000 + (rho * 100.0) as u64, b, n, rho);
+        let shape = Shape::new(b, n, d).unwrap();
+        let csr = to_csr(&dev, &dev.upload(&words).unwrap(), shape).unwrap();
+        let comp = dev.download(&csr.complement).unwrap()[0] == 1;
+        let want = cpu[0].to_csr(comp);
+        let row_ptr: Vec<usize> = dev
+            .download(&csr.row_ptr)
+            .unwrap()
+            .iter()
+            .map(|&x| x as usize)
+            .collect();
+        assert_eq!(row_ptr, want.row_ptr(), "row_ptr rho {rho}");
+        assert_eq!(
+            &dev.download(&csr.col_idx).unwrap()[..want.nnz()],
+            want.col_idx(),
+            "col_idx rho {rho}"
+        );
+
+        let mut r = rng(8);
+        let x: Vec<f32> = (0..n * d).map(|_| r.random_range(-1.0..1.0)).collect();
+        let got = dev
+            .download(&spmm(&dev, &csr, &dev.upload(&x).unwrap(), d, None, None).unwrap())
+            .unwrap();
+        let inc = Incidence::<f64>::Bitmask {
+            h: cpu[0].clone(),
+            ht: None,
+        };
+        let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let mut out = vec![0.0; n * d];
+        apply(&inc, n, Side::H, &xs, d, &vec![1.0; n], &mut out);
+        assert_close(&got, &out, 1e-6 * n as f64, &format!("spmm rho {rho}"));
+    }
+}
+
+#[test]
 fn bit_transpose_matches_the_cpu() {
     let dev = device();
     for &n in &[1, 3, 31, 33, 65, 100] {

@@ -10,10 +10,19 @@
 //! [`Backend::detect`] picks the GPU when there is one and the CPU path otherwise (one log
 //! line, never a panic); its `build_hypergraph` and `conv` take the CPU path's arguments.
 //!
+//! Building: feature `cuda` compiles `kernels/*.cu` with nvcc at build time (found through
+//! `NVCC`, `CUDA_HOME`/`CUDA_PATH`, or `PATH`) into cubins for sm_80 and sm_90 (override with
+//! `HIPL_CUDA_ARCHS=80,86,90`) plus PTX for the lowest, all embedded in the library; at run
+//! time the device's cubin is loaded, else the PTX is JIT-compiled by the driver. The host
+//! emulator is always built (plain C++, no CUDA). `.ci/cuda-check.sh` installs nvcc from PyPI,
+//! compiles every kernel with `-Xptxas -v` (failing on spills), builds with `cuda` and runs the
+//! emulated kernel tests; `scripts/gpu-check.sh` runs the same tests and the benches on a GPU.
+//!
 //! Layouts are the CPU path's: features row-major `[B, N, D]`; the hard incidence bitmask has
 //! per image `N` rows of `2·ceil(N/64)` u32 words, the bytes of the CPU's u64 words.
 
 mod backend;
+mod conv;
 mod device;
 #[cfg(feature = "cuda")]
 mod driver;
@@ -22,10 +31,8 @@ pub mod hypergraph;
 pub mod ops;
 
 pub use backend::{Backend, Graph};
+pub use conv::{conv, conv_backward, conv_backward_device, conv_device, DeviceConvGrads};
 pub(crate) use device::GemmSpec;
 pub use device::{Device, DeviceBuffer, Elem, Float};
 pub(crate) use device::{KArg, LaunchCfg};
-pub use hypergraph::{
-    build_hypergraph, build_on_device, conv, conv_backward, conv_backward_device, conv_device,
-    DeviceConvGrads, DeviceHypergraph,
-};
+pub use hypergraph::{build_hypergraph, build_on_device, DeviceHypergraph};
