@@ -25,7 +25,7 @@ fn zero_norm_rows_are_rejected_by_the_cosine_rules() {
     let mut f = features(1, 4, 3, 0.0, 1);
     f.slice_mut(ndarray::s![0, 3, ..]).fill(0.0);
     let m = message(build_hypergraph(f.view(), &HypergraphConfig::paper()));
-    assert!(m.contains("features") && m.contains("vertex 3"), "{m}");
+    assert!(m.contains("features") && m.contains("vertex 3") && m.contains("norm_eps"), "{m}");
     // The ε-ball uses raw distances, where a zero row is an ordinary point.
     assert!(build_hypergraph(f.view(), &HypergraphConfig::eps_ball(1.0)).is_ok());
 }
@@ -138,4 +138,15 @@ fn hsc_parameters_of_the_wrong_shape_are_rejected() {
         &HypergraphConfig::paper(),
     ));
     assert!(m.contains("g_weight"), "{m}");
+}
+
+#[test]
+fn features_whose_squared_norm_overflows_are_rejected_not_misread() {
+    // 1e20² overflows f32: without the check every cosine would read as 0 > tau.
+    let mut f = ndarray::Array3::<f32>::from_elem((1, 4, 3), 1.0);
+    f[[0, 2, 1]] = 1e20;
+    for cfg in [HypergraphConfig::paper(), HypergraphConfig::eps_ball(1.0)] {
+        let m = build_hypergraph(f.view(), &cfg).unwrap_err().to_string();
+        assert!(m.contains("features") && m.contains("vertex 2"), "{m}");
+    }
 }

@@ -83,15 +83,25 @@ pub fn incidence_forward<T: Real>(
     let (b, n, d) = validate_features(&features, cfg)?;
     let f = contiguous(&features);
     let f = flat(&f);
+    // Squared norms bound every Gram entry: they must be finite in T, or the similarity
+    // would silently overflow (f32 rows with entries beyond ~1e19).
+    let sq: Vec<T> = f.chunks(d).map(|r| r.iter().map(|&x| x * x).sum::<T>()).collect();
+    if let Some(pos) = sq.iter().position(|&s| !(s + s + s + s).is_finite()) {
+        return Err(Error::invalid(
+            "features",
+            format!("rows whose squared norm fits in {} (scale the features down)", T::NAME),
+            format!("an overflowing row at image {}, vertex {}", pos / n, pos % n),
+        ));
+    }
     if !matches!(cfg.rule, Rule::EpsBall { .. }) {
         let floor = T::of(cfg.norm_eps);
-        let zero = f
-            .chunks(d)
-            .position(|r| r.iter().map(|&x| x * x).sum::<T>().sqrt() <= floor);
-        if let Some(pos) = zero {
+        if let Some(pos) = sq.iter().position(|&s| s.sqrt() <= floor) {
             return Err(Error::invalid(
                 "features",
-                "rows with a non-zero norm (cosine similarity is undefined otherwise)",
+                format!(
+                    "rows with a norm above norm_eps = {:e} (cosine similarity is undefined otherwise)",
+                    cfg.norm_eps
+                ),
                 format!("a zero-norm row at image {}, vertex {}", pos / n, pos % n),
             ));
         }

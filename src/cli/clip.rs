@@ -81,6 +81,9 @@ fn write_npy(path: &std::path::Path, t: &candle_core::Tensor) -> Result<()> {
 /// Embeds images and texts with a CLIP checkpoint and writes the projected (not
 /// normalised) embeddings as `image_embeds.npy` `[n_images, E]` and `text_embeds.npy`
 /// `[n_texts, E]`.
+/// Largest patch grid `clip-embed` accepts (128 × 128, i.e. 1792 px at patch 14).
+const MAX_PATCHES: usize = 128 * 128;
+
 pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
     if args.images.is_empty() && args.texts.is_empty() {
         return Err(Error::invalid(
@@ -109,6 +112,17 @@ pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
 
     if !args.images.is_empty() {
         let size = args.image_size.unwrap_or(model.config.vision.image_size);
+        // The token count grows with the square of the side and attention with its square
+        // again: refuse sizes whose grid would not fit in memory instead of aborting.
+        let patch = model.config.vision.patch_size.max(1);
+        let grid = size / patch;
+        if grid * grid > MAX_PATCHES {
+            return Err(Error::invalid(
+                "--image-size",
+                format!("at most {MAX_PATCHES} patches of {patch} px (a side <= {} px)", patch * 128),
+                format!("{size} px ({grid}x{grid} patches)"),
+            ));
+        }
         let start = std::time::Instant::now();
         let pixels = preprocess::load_images(&args.images, size, &dev)?;
         let opts = VisionOptions {

@@ -250,9 +250,9 @@ fn load_patches(path: &Path, patch: u32, size: u32) -> Result<Patches> {
             }
         }
     }
-    // LIMITATION: a patch equal to the mean patch (e.g. every patch of a uniform image) has
-    // no direction, and the cosine rules refuse it with a zero-norm error; adding a small
-    // per-patch jitter or skipping flat patches would lift it.
+    // LIMITATION: a uniform image leaves only float rounding noise after centring, so its
+    // hypergraphs are built from noise (density 1); a patch exactly equal to the mean patch
+    // is refused with a zero-norm error. Detecting flat images and saying so would lift it.
     // Raw pixels are all non-negative, so every pair of patches has a cosine >= 0 > tau and
     // the paper's rule would join everything. Centring on the mean patch makes the cosine
     // ask whether two patches depart from the image's average look in the same direction,
