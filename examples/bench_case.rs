@@ -163,7 +163,13 @@ fn load(case: &Case) -> std::result::Result<Inputs, Box<dyn std::error::Error>> 
     let p = dir.join("theta.npy");
     let theta: Array2<f32> = read_npy(&p).map_err(|e| format!("{}: {e}", p.display()))?;
     if dy.dim() != (f.dim().0, f.dim().1, theta.ncols()) {
-        return Err(format!("dy.npy is {:?}, f.npy {:?}, theta.npy {:?}", dy.shape(), f.shape(), theta.shape()).into());
+        return Err(format!(
+            "dy.npy is {:?}, f.npy {:?}, theta.npy {:?}",
+            dy.shape(),
+            f.shape(),
+            theta.shape()
+        )
+        .into());
     }
     Ok(Inputs { f, theta, dy })
 }
@@ -213,16 +219,21 @@ fn run(case: &Case) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let cfg = config(case);
     let (b, n, d) = x.f.dim();
     if case.only_incidence {
-        let p = case.incidence_out.as_ref().ok_or("--only-incidence needs --incidence-out")?;
+        let p = case
+            .incidence_out
+            .as_ref()
+            .ok_or("--only-incidence needs --incidence-out")?;
         let h = match case.path {
-            PathArg::Fused => Array3::from_shape_vec(
-                (b, n, n),
-                build_hypergraph(x.f.view(), &cfg)?.to_dense(),
-            )?,
+            PathArg::Fused => {
+                Array3::from_shape_vec((b, n, n), build_hypergraph(x.f.view(), &cfg)?.to_dense())?
+            }
             PathArg::Dense => dense_selection(&x.f, &cfg)?,
         };
         write_npy(p, &h)?;
-        println!("{}", serde_json::json!({ "side": "rust", "incidence_out": p }));
+        println!(
+            "{}",
+            serde_json::json!({ "side": "rust", "incidence_out": p })
+        );
         return Ok(());
     }
 
@@ -289,7 +300,11 @@ fn run(case: &Case) -> std::result::Result<(), Box<dyn std::error::Error>> {
 /// Bytes of the result a run returns (`Y: [B, N, C]` or `dF: [B, N, D]`).
 fn out_bytes(x: &Inputs, pass: PassArg) -> usize {
     let (b, n, d) = x.f.dim();
-    let cols = if pass == PassArg::Forward { x.theta.ncols() } else { d };
+    let cols = if pass == PassArg::Forward {
+        x.theta.ncols()
+    } else {
+        d
+    };
     b * n * cols * std::mem::size_of::<f32>()
 }
 
@@ -320,8 +335,9 @@ fn dense_selection(f: &Array3<f32>, cfg: &HypergraphConfig) -> Result<Array3<f32
         hipl::cpu::gemm::gemm(&mut gram, (n, d, n), a, Op::N, a, Op::T, 1.0, false, false);
         for e in 0..n {
             let sim = |j: usize| gram[j * n + e];
-            let mut cand: Vec<usize> =
-                (0..n).filter(|&j| j != e && (!thresholded || sim(j) - tau > 0.0)).collect();
+            let mut cand: Vec<usize> = (0..n)
+                .filter(|&j| j != e && (!thresholded || sim(j) - tau > 0.0))
+                .collect();
             cand.sort_by(|&x, &y| sim(y).partial_cmp(&sim(x)).unwrap().then(x.cmp(&y)));
             cand.truncate(k - 1);
             cand.push(e);

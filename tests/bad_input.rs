@@ -25,7 +25,10 @@ fn zero_norm_rows_are_rejected_by_the_cosine_rules() {
     let mut f = features(1, 4, 3, 0.0, 1);
     f.slice_mut(ndarray::s![0, 3, ..]).fill(0.0);
     let m = message(build_hypergraph(f.view(), &HypergraphConfig::paper()));
-    assert!(m.contains("features") && m.contains("vertex 3") && m.contains("norm_eps"), "{m}");
+    assert!(
+        m.contains("features") && m.contains("vertex 3") && m.contains("norm_eps"),
+        "{m}"
+    );
     // The ε-ball uses raw distances, where a zero row is an ordinary point.
     assert!(build_hypergraph(f.view(), &HypergraphConfig::eps_ball(1.0)).is_ok());
 }

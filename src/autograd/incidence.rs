@@ -85,12 +85,22 @@ pub fn incidence_forward<T: Real>(
     let f = flat(&f);
     // Squared norms bound every Gram entry: they must be finite in T, or the similarity
     // would silently overflow (f32 rows with entries beyond ~1e19).
-    let sq: Vec<T> = f.chunks(d).map(|r| r.iter().map(|&x| x * x).sum::<T>()).collect();
+    let sq: Vec<T> = f
+        .chunks(d)
+        .map(|r| r.iter().map(|&x| x * x).sum::<T>())
+        .collect();
     if let Some(pos) = sq.iter().position(|&s| !(s + s + s + s).is_finite()) {
         return Err(Error::invalid(
             "features",
-            format!("rows whose squared norm fits in {} (scale the features down)", T::NAME),
-            format!("an overflowing row at image {}, vertex {}", pos / n, pos % n),
+            format!(
+                "rows whose squared norm fits in {} (scale the features down)",
+                T::NAME
+            ),
+            format!(
+                "an overflowing row at image {}, vertex {}",
+                pos / n,
+                pos % n
+            ),
         ));
     }
     if !matches!(cfg.rule, Rule::EpsBall { .. }) {

@@ -56,12 +56,20 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a, out),
         Command::Eval(a) => cli::eval::run_eval(a).map(|m| match a.format {
             cli::eval::Format::Json => {
-                println!("{}", serde_json::to_string_pretty(&m.to_json()).unwrap_or_default())
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&m.to_json()).unwrap_or_default()
+                )
             }
             cli::eval::Format::Table => print!("{}", m.table()),
         }),
         Command::Synth(a) => cli::synth::run_synth(a).map(|classes| {
-            println!("wrote {} classes to {}: {}", classes.len(), a.out.display(), classes.join(", "))
+            println!(
+                "wrote {} classes to {}: {}",
+                classes.len(),
+                a.out.display(),
+                classes.join(", ")
+            )
         }),
         #[cfg(feature = "candle")]
         Command::ClipEmbed(a) => hipl::cli::clip::run_clip_embed(a),

@@ -119,7 +119,10 @@ pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
         if grid * grid > MAX_PATCHES {
             return Err(Error::invalid(
                 "--image-size",
-                format!("at most {MAX_PATCHES} patches of {patch} px (a side <= {} px)", patch * 128),
+                format!(
+                    "at most {MAX_PATCHES} patches of {patch} px (a side <= {} px)",
+                    patch * 128
+                ),
                 format!("{size} px ({grid}x{grid} patches)"),
             ));
         }

@@ -79,7 +79,11 @@ pub fn run_eval(args: &Args) -> Result<Metrics> {
             let maps = into_dim::<Ix3>("maps", maps_path, maps, "[n, H, W]")?;
             let masks = read_numeric("masks", masks_path)?;
             let masks = into_dim::<Ix3>("masks", masks_path, masks, "[n, H, W]")?;
-            if let Some((i, v)) = masks.iter().enumerate().find(|(_, v)| v.is_nan() || **v < 0.0) {
+            if let Some((i, v)) = masks
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_nan() || **v < 0.0)
+            {
                 return Err(Error::invalid(
                     "masks",
                     format!("0 (normal) or a positive value in {}", masks_path.display()),

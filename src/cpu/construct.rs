@@ -213,9 +213,22 @@ fn select_members<T: Real>(
         let cols = n - r0;
         let mut g = vec![T::zero(); rows * cols];
         let lhs = &a[r0 * d..(r0 + rows) * d];
-        gemm(&mut g, (rows, d, cols), lhs, Op::N, &a[r0 * d..], Op::T, T::one(), false, false);
+        gemm(
+            &mut g,
+            (rows, d, cols),
+            lhs,
+            Op::N,
+            &a[r0 * d..],
+            Op::T,
+            T::one(),
+            false,
+            false,
+        );
         for r in 0..rows {
-            offer(r0 + r, &mut (r0..n).zip(g[r * cols..(r + 1) * cols].iter().copied()));
+            offer(
+                r0 + r,
+                &mut (r0..n).zip(g[r * cols..(r + 1) * cols].iter().copied()),
+            );
         }
         for j in r0 + rows..n {
             offer(j, &mut (0..rows).map(|r| (r0 + r, g[r * cols + j - r0])));

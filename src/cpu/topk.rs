@@ -55,7 +55,10 @@ pub struct TopK<T> {
 
 impl<T: Real> TopK<T> {
     pub fn new(cap: usize) -> Self {
-        TopK { cap, heap: BinaryHeap::with_capacity(cap + 1) }
+        TopK {
+            cap,
+            heap: BinaryHeap::with_capacity(cap + 1),
+        }
     }
 
     /// The similarity a candidate must reach to be considered: `-inf` until the set is full,

@@ -349,4 +349,3 @@ fn image_forward<T: Real>(
         p,
     })
 }
-

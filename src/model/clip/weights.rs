@@ -50,7 +50,10 @@ impl<'a> Weights<'a> {
 
     /// Whether the file holds `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.st.names().iter().any(|n| n.as_bytes() == key.as_bytes())
+        self.st
+            .names()
+            .iter()
+            .any(|n| n.as_bytes() == key.as_bytes())
     }
 
     /// The tensor `key`, which must have exactly `shape`.
