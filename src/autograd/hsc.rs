@@ -126,20 +126,21 @@ impl<T: Real> HscParams<T> {
             ));
         }
         check_shape("g_bias", self.g_bias.shape(), &[e])?;
-        for (name, v) in [
-            ("a", flat_view(&self.a)),
-            ("g_weight", flat_view(&self.g_weight)),
-        ] {
-            check_finite(name, &v, &[v.len()])?;
-        }
-        check_finite("b", &self.b.to_vec(), &[d_out])?;
-        check_finite("g_bias", &self.g_bias.to_vec(), &[e])?;
+        // Checked in place (a copy only for non-standard layouts), with 2-D indices.
+        check_finite("a", flat(&contiguous(&self.a)), self.a.shape())?;
+        check_finite(
+            "g_weight",
+            flat(&contiguous(&self.g_weight)),
+            self.g_weight.shape(),
+        )?;
+        check_finite("b", flat(&contiguous(&self.b)), self.b.shape())?;
+        check_finite(
+            "g_bias",
+            flat(&contiguous(&self.g_bias)),
+            self.g_bias.shape(),
+        )?;
         Ok((d_out, e))
     }
-}
-
-fn flat_view<T: Real>(a: &Array2<T>) -> Vec<T> {
-    a.iter().copied().collect()
 }
 
 /// HSC forward: `features: [B, N, D]`, `weights: [B, N]` (default ones).
