@@ -87,7 +87,11 @@ fn conv_refuses_shapes_that_disagree_and_non_finite_values() {
         f,
         t,
         &["--grad-output", &g_bad, "--grads-out", &grads],
-        "`dy`",
+        "`--grad-output`",
+    );
+    assert!(
+        !std::path::Path::new(&fx.path("y.npy")).exists(),
+        "a bad --grad-output must fail before Y is written"
     );
 
     let mut nan = r3::<f32>(1, 6, 3, 4);
@@ -142,6 +146,19 @@ fn hypergraph_and_demo_refuse_bad_inputs() {
         &bad_out,
     ];
     assert_fails(&args, "h.npy");
+    assert_fails(&args, "given to `--incidence-out`");
+    assert_fails(
+        &[
+            "hypergraph",
+            "--features",
+            &fx.f,
+            "--mode",
+            "soft",
+            "--repr",
+            "csr",
+        ],
+        "`representation`",
+    );
 
     let out = fx.path("demo");
     assert_fails(&["demo", &missing, "--out", &out], "missing.npy");

@@ -65,6 +65,17 @@ fn run_typed<T: NpyReal>(args: &ConvArgs, out: &mut dyn Write) -> Result<()> {
         Some(p) => Some(npy::read(p, "--grad-output", "[B, N, C]")?),
         None => None,
     };
+    if let Some(dy) = &dy {
+        let (b, n, _) = features.dim();
+        let expected = (b, n, theta.ncols());
+        if dy.dim() != expected {
+            return Err(Error::shape(
+                "--grad-output",
+                format!("[B, N, C] = {expected:?} (from --features and --theta)"),
+                dy.dim(),
+            ));
+        }
+    }
 
     let t0 = Instant::now();
     let (y, ctx) = hypergraph_conv_forward(
@@ -80,7 +91,7 @@ fn run_typed<T: NpyReal>(args: &ConvArgs, out: &mut dyn Write) -> Result<()> {
         forward_ms,
         "hypergraph conv forward on cpu"
     );
-    npy::write(&args.out, &y)?;
+    npy::write(&args.out, "--out", &y)?;
     let (b, n, c) = y.dim();
     emit(
         out,
@@ -136,6 +147,6 @@ fn write_in<T: NpyReal, D: ndarray::Dimension>(
     a: &ndarray::Array<T, D>,
 ) -> Result<PathBuf> {
     let path = dir.join(name);
-    npy::write(&path, a)?;
+    npy::write(&path, "--grads-out", a)?;
     Ok(path)
 }

@@ -34,7 +34,8 @@ pub struct Args {
     /// Anomaly maps `[n, H, W]` (f32 or f64).
     #[arg(long, requires = "masks")]
     pub maps: Option<PathBuf>,
-    /// Ground-truth masks `[n, H, W]`, 0 = normal and 1 or 255 = anomalous.
+    /// Ground-truth masks `[n, H, W]`: 0 = normal, any positive value = anomalous (masks are
+    /// binarised with `> 0`, so 0/1 and MVTec's 0/255 both work).
     #[arg(long, requires = "maps")]
     pub masks: Option<PathBuf>,
     /// Class name for the output.

@@ -72,12 +72,14 @@ fn run_typed<T: NpyReal>(args: &HypergraphArgs, out: &mut dyn Write) -> Result<(
         if cfg.mode == IncidenceMode::Soft {
             npy::write(
                 path,
+                "--incidence-out",
                 &Array3::from_shape_vec((b, n, n), dense).expect("B*N*N"),
             )?;
         } else {
             let bits: Vec<u8> = dense.iter().map(|&v| u8::from(v != T::zero())).collect();
             npy::write(
                 path,
+                "--incidence-out",
                 &Array3::from_shape_vec((b, n, n), bits).expect("B*N*N"),
             )?;
         }

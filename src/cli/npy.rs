@@ -55,7 +55,7 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// An input file's I/O failure, saying which flag named the file.
+/// A file's I/O failure, saying which flag named the file.
 fn input_err(path: &Path, arg: &str, source: std::io::Error) -> Error {
     let source = std::io::Error::new(source.kind(), format!("{source} (given to `{arg}`)"));
     io_err(path, source)
@@ -133,10 +133,14 @@ pub fn read<T: NpyReal, D: Dimension>(path: &Path, arg: &str, axes: &str) -> Res
         .expect("ndim checked against the header"))
 }
 
-/// Writes `array` to `path` as `.npy`.
-pub fn write<T: WritableElement, D: Dimension>(path: &Path, array: &Array<T, D>) -> Result<()> {
+/// Writes `array` to `path` as `.npy`; a failure names the flag (`arg`) that chose the path.
+pub fn write<T: WritableElement, D: Dimension>(
+    path: &Path,
+    arg: &str,
+    array: &Array<T, D>,
+) -> Result<()> {
     ndarray_npy::write_npy(path, array).map_err(|e| match e {
-        WriteNpyError::Io(source) => io_err(path, source),
-        other => format_err(path, format!("could not write: {other}")),
+        WriteNpyError::Io(source) => input_err(path, arg, source),
+        other => format_err(path, format!("`{arg}` could not be written: {other}")),
     })
 }

@@ -170,6 +170,18 @@ impl HypergraphConfig {
                 Ok(())
             }
         };
+        if self.mode == IncidenceMode::Soft
+            && !matches!(
+                self.representation,
+                Representation::Auto | Representation::Dense
+            )
+        {
+            return Err(Error::invalid(
+                "representation",
+                "Auto or Dense in Soft mode (soft incidence is a dense N x N matrix)",
+                format!("{:?}", self.representation),
+            ));
+        }
         match self.rule {
             Rule::Threshold { top_k: Some(k) } => check_k("top_k", k)?,
             Rule::Threshold { top_k: None } => {}
