@@ -451,3 +451,29 @@ fn bad_inputs_name_the_argument() {
     let e = Hipl::new(clip_common::tiny(DType::F32), &tok, c, vb.clone(), vb).unwrap_err();
     assert_eq!(arg_of(e), "map_layers");
 }
+
+#[test]
+fn anomaly_map_sums_the_layers_abnormal_probabilities() {
+    let built = build(tiny_config(), false);
+    let out = built.model.forward(&images(2)).unwrap();
+    let mut want = Tensor::zeros((2, S, S), DType::F32, &Device::Cpu).unwrap();
+    for m in &out.layer_maps {
+        want = (want + m.get_on_dim(1, 1).unwrap()).unwrap();
+    }
+    let got = out.anomaly_map(0.0).unwrap();
+    assert!(max_abs(&(&got - &want).unwrap()) < 1e-6);
+    // smoothing keeps the total where the map is smooth enough: within 1%
+    let smooth = out.anomaly_map(4.0).unwrap();
+    let (a, b) = (
+        scalar(&got.sum_all().unwrap()),
+        scalar(&smooth.sum_all().unwrap()),
+    );
+    assert!((a - b).abs() < 0.01 * a, "{a} vs {b}");
+
+    let scores = out.image_scores().unwrap().to_vec1::<f32>().unwrap();
+    let logits = out.image_logits.to_vec2::<f32>().unwrap();
+    for (s, l) in scores.iter().zip(&logits) {
+        let want = 1.0 / (1.0 + (l[0] - l[1]).exp());
+        assert!((s - want).abs() < 1e-6 && *s > 0.0 && *s < 1.0);
+    }
+}
