@@ -7,6 +7,16 @@
 //! kernel), and bf16/f16 results one cast back. Nothing goes through the host but the scalars
 //! the device checks read back.
 
+// LIMITATION: only the forwards run on the GPU. The ops' backward on CUDA tensors copies the
+// inputs and the gradient to the host, recomputes the forward there (no context is saved on
+// the GPU) and uploads the gradients; device backwards (`cuda::conv_backward_device`, plus
+// kernels for dweights and dH) called from `bwd` would lift it.
+// LIMITATION: f64 CUDA tensors are refused (the kernels compute in f32), and bf16/f16 are cast
+// to f32 before the f32 kernels, matching the CPU op, rather than using the bf16/f16
+// tensor-core kernels; a dtype switch in `F32Storage` and `build_on_device::<T>` would use them.
+// LIMITATION: a borrowed input records its read event before our kernels are queued; correct
+// on candle's single stream per device, not if candle ever uses several streams per device.
+
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 

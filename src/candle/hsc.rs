@@ -312,6 +312,9 @@ pub fn hsc(
         Some(w) => w.clone(),
         None => Tensor::ones((b, n), dtype, features.device())?,
     };
+    // LIMITATION: CUDA tensors take the composed path (the convolution on the hipl kernels,
+    // the rest on candle's): several launches and `[B, N, D]` temporaries instead of one fused
+    // op; a fused HSC kernel would lift it.
     if features.device().is_cuda() {
         return hsc_composed(features, Some(&w), params, activation, cfg);
     }
