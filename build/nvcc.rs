@@ -1,6 +1,6 @@
-//! Feature `cuda`: compiles every `kernels/*.cu` with nvcc to a cubin per architecture
-//! (default sm_80 and sm_90, or `HIPL_CUDA_ARCHS`, e.g. `80,86,90`) plus PTX for the lowest
-//! one, and writes `$OUT_DIR/cuda_modules.rs`, which embeds them with `include_bytes!`.
+//! Features `cuda` and `candle-cuda`: compiles every `kernels/*.cu` with nvcc to a cubin per
+//! architecture (default sm_80 and sm_90, or `HIPL_CUDA_ARCHS`, e.g. `80,86,90`) plus PTX for
+//! the lowest one, and writes `$OUT_DIR/cuda_modules.rs`, which embeds them with `include_bytes!`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,7 +38,7 @@ fn find_nvcc() -> Result<PathBuf, String> {
         }
     }
     Err(
-        "feature `cuda` needs nvcc at build time, and none was found: set NVCC to the nvcc \
+        "features `cuda` and `candle-cuda` need nvcc at build time, and none was found: set NVCC to the nvcc \
          binary, or CUDA_HOME / CUDA_PATH to the toolkit root, or put nvcc on PATH"
             .to_string(),
     )

@@ -94,3 +94,15 @@ extern "C" __global__ void normalize_rows_bwd_f16(GPTR(const __half) fhat, GPTR(
                                                 unsigned rows, unsigned d, float eps) {
     hipl::normalize_rows_bwd(fhat, norms, dfhat, df, rows, d, eps);
 }
+
+// Input check on the device: the smallest index of v[0, count) holding a NaN or an infinity, or
+// (when nonneg != 0) a negative value, is left in first_bad[0], which the caller sets to
+// UINT_MAX; count < 2^32. Grid-stride, 256 threads per block.
+extern "C" __global__ void first_bad_f32(GPTR(const float) v, GPTR(unsigned) first_bad,
+                                         unsigned count, unsigned nonneg) {
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < count;
+         i += gridDim.x * blockDim.x) {
+        float x = v[i];
+        if (!hipl::is_finite(x) || (nonneg && x < 0.0f)) atomicMin(&first_bad[0], i);
+    }
+}

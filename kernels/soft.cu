@@ -164,6 +164,20 @@ extern "C" __global__ void mask_dense_f32(GPTR(float) inc, GPTR(const unsigned) 
     }
 }
 
+// The dense 0/1 incidence of a hard bitmask (the candle incidence op's output): out[e] = bit
+// (i, col) of row b·N + i, for e = (b·N + i)·N + col. count = B·N·N entries; grid-stride, 256
+// threads per block.
+extern "C" __global__ void mask_to_dense_f32(GPTR(float) out, GPTR(const unsigned) mask,
+                                             unsigned n, unsigned long long count) {
+    size_t words = 2 * ((n + 63) / 64);
+    for (size_t e = size_t(blockIdx.x) * blockDim.x + threadIdx.x; e < count;
+         e += size_t(gridDim.x) * blockDim.x) {
+        size_t row = e / n;  // b·N + i
+        unsigned col = unsigned(e % n);
+        out[e] = float((mask[row * words + col / 32] >> (col % 32)) & 1);
+    }
+}
+
 // Degrees of a dense incidence [B, N, N] (used after masking, when I is no longer symmetric):
 // d_v(i) = Σ_e I_ie w_e (row i, in column order), d_e(e) = Σ_i I_ie (column e, in row order).
 // One thread per (index, image): grid = (ceil(N / 256), B), 256 threads.

@@ -9,7 +9,9 @@
 #   1. device info and an nvcc sm_XX compile of every kernel for this GPU (catches toolchain
 #      drift between the build and the GPU machine),
 #   2. the kernel tests on the GPU (HIPL_TEST_DEVICE=cuda): every op and mode, CUDA against
-#      the CPU path,
+#      the CPU path; and, when prepare-carry.sh could link it, candle_device (feature
+#      `candle-cuda`): the candle ops' cuda_fwd on candle CUDA tensors against their CPU
+#      forward (needs CUDA 13's cuBLAS, cuRAND and NVRTC on the library path, below),
 #   3. hipl's CUDA bench and PyTorch's dense path on the same shapes (B=8, N=1369, D=1024),
 #      reported as ratios against baselines measured in the same run.
 # Writes $OUT/gpu-report.md (and logs); exits non-zero if a test failed.
@@ -29,13 +31,15 @@ budget() {
     echo "$want"
 }
 
-# cudarc loads libcuda and libcublas at run time; PyTorch's wheels carry cuBLAS.
+# cudarc loads libcuda and libcublas at run time (candle_device links them, with cuRAND and
+# NVRTC); PyTorch's wheels carry cuBLAS (and cuRAND, NVRTC where it depends on them).
 torch_libs="$(python3 - <<'PY' 2>/dev/null
 import glob, os, site
 dirs = set()
 for root in site.getsitepackages() + [site.getusersitepackages()]:
     dirs.update(os.path.dirname(p) for p in glob.glob(os.path.join(root, "nvidia", "*", "lib", "libcublas*.so*")))
     dirs.update(os.path.dirname(p) for p in glob.glob(os.path.join(root, "nvidia", "cu*", "lib", "libcublas*.so*")))
+    dirs.update(os.path.dirname(p) for p in glob.glob(os.path.join(root, "nvidia", "*", "lib", "libcurand*.so*")))
 print(":".join(sorted(dirs)))
 PY
 )"

@@ -21,6 +21,12 @@
 //! assert_eq!(y.dim(), (1, 6, 4));
 //! ```
 
+#[cfg(all(feature = "cuda", feature = "candle-cuda"))]
+compile_error!(
+    "features `cuda` and `candle-cuda` cannot be combined (run-time loading against candle's \
+     linking of the CUDA libraries): `candle-cuda` already includes the kernels"
+);
+
 pub mod autograd;
 #[cfg(feature = "candle")]
 pub mod candle;

@@ -280,7 +280,7 @@ fn backend_switch_changes_the_device_not_the_code() {
         "Y",
     );
     // Without feature `cuda` (or without a GPU) detection falls back to the CPU.
-    if !cfg!(feature = "cuda") {
+    if !cfg!(feature = "cuda-kernels") {
         assert!(matches!(
             hipl::cuda::Backend::detect(),
             hipl::cuda::Backend::Cpu

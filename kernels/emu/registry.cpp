@@ -128,6 +128,7 @@ const Entry kEntries[] = {
     ENTRY(sim_topk_bf16),           ENTRY(sim_topk_f16),            ENTRY(sim_sigmoid_f32),
     ENTRY(sim_sigmoid_wmma_bf16),   ENTRY(sim_sigmoid_wmma_f16),    ENTRY(soft_degrees_f32),
     ENTRY(sigmoid_bwd_f32),         ENTRY(mask_dense_f32),          ENTRY(dense_degrees_f32),
+    ENTRY(mask_to_dense_f32),       ENTRY(first_bad_f32),
     ENTRY(mask_row_counts_u32),     ENTRY(csr_scan_u32),
     ENTRY(csr_fill_u32),            ENTRY(mask_transpose_u32),      ENTRY(weighted_degree_f32),
     ENTRY(spmm_gather_f32),         ENTRY(spmm_gather_bf16),        ENTRY(spmm_gather_f16),

@@ -221,16 +221,28 @@ impl CustomOp3 for ConvOp {
         dispatch!(dtype, T => self.cpu::<T>(s1, l1, s2, l2, s3, l3))
     }
 
+    /// The same forward on the GPU, on candle's stream and buffers (`candle-cuda`).
     fn cuda_fwd(
         &self,
-        _: &CudaStorage,
-        _: &Layout,
-        _: &CudaStorage,
-        _: &Layout,
-        _: &CudaStorage,
-        _: &Layout,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        Err(host::no_cuda(self.name()))
+        host::common_dtype(&[
+            ("features", s1.dtype()),
+            ("theta", s2.dtype()),
+            ("weights", s3.dtype()),
+        ])?;
+        #[cfg(feature = "candle-cuda")]
+        return super::cuda::hypergraph_conv(&self.cfg, self.x_channels, s1, l1, s2, l2, s3, l3);
+        #[cfg(not(feature = "candle-cuda"))]
+        {
+            let _ = (l1, l2, l3);
+            Err(host::no_cuda(self.name()))
+        }
     }
 
     /// Gradients of the packed features (and `X`), `Θ` and the weights, from the saved

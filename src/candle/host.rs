@@ -211,16 +211,15 @@ impl Saved {
     }
 }
 
-/// The error a CUDA tensor gets from the hypergraph ops.
+/// The error a CUDA tensor gets from the hypergraph ops in a build without `candle-cuda`
+/// (candle-core's `cuda` enabled by another crate of the build).
+#[cfg(not(feature = "candle-cuda"))]
 pub(crate) fn no_cuda(op: &str) -> candle_core::Error {
-    // LIMITATION: the candle ops run on the CPU only; CUDA tensors get this error. Lifting it
-    // means calling the kernels of `src/cuda/` from `cuda_fwd` on candle's own CUDA storage
-    // (and enabling `candle-core/cuda` in a separate feature).
-    #[cfg(feature = "cuda")]
-    let why = "the hipl CUDA kernels are not wired into the candle ops yet";
-    #[cfg(not(feature = "cuda"))]
-    let why = "hipl CUDA kernels not built in; use --features cuda";
     candle_core::Error::Cuda(
-        format!("hipl op `{op}` has no CUDA path ({why}); move the tensors to Device::Cpu").into(),
+        format!(
+            "hipl op `{op}` has no CUDA path in this build: enable hipl's feature `candle-cuda` \
+             (instead of `cuda`), or move the tensors to Device::Cpu"
+        )
+        .into(),
     )
 }

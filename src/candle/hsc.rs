@@ -237,6 +237,8 @@ impl CustomOp3 for HscOp {
         dispatch!(dtype, T => self.cpu::<T>(s1, l1, s2, l2, s3, l3))
     }
 
+    /// Not reached through [`hsc`], which composes CUDA tensors from the convolution op
+    /// and candle ops ([`hsc_composed`]); the fused op itself is CPU code.
     fn cuda_fwd(
         &self,
         _: &CudaStorage,
@@ -246,7 +248,11 @@ impl CustomOp3 for HscOp {
         _: &CudaStorage,
         _: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        Err(host::no_cuda(self.name()))
+        Err(candle_core::Error::Cuda(
+            "hipl-hsc: the fused HSC op runs on the CPU only; call hipl::candle::hsc, which \
+             composes CUDA tensors from hypergraph_conv and candle ops"
+                .into(),
+        ))
     }
 
     /// Gradients of the features, the weights and the packed parameters from the saved
@@ -306,6 +312,12 @@ pub fn hsc(
         Some(w) => w.clone(),
         None => Tensor::ones((b, n), dtype, features.device())?,
     };
+    // LIMITATION: CUDA tensors take the composed path (the convolution on the hipl kernels,
+    // the rest on candle's): several launches and `[B, N, D]` temporaries instead of one fused
+    // op; a fused HSC kernel would lift it.
+    if features.device().is_cuda() {
+        return hsc_composed(features, Some(&w), params, activation, cfg);
+    }
     let packed = params.packed()?;
     let track = features.track_op() || w.track_op() || packed.track_op();
     let op = HscOp {
@@ -324,5 +336,37 @@ pub fn hsc(
     let split = b * n * d_out;
     let patches = out.narrow(0, 0, split)?.reshape((b, n, d_out))?;
     let global = out.narrow(0, split, b * e)?.reshape((b, e))?;
+    Ok((patches, global))
+}
+
+/// The HSC layer composed from [`super::hypergraph_conv`] and candle ops (activation, the
+/// two linear layers, the mean over patches): what [`hsc`] runs for CUDA tensors, where the
+/// convolution runs on the hipl kernels and the rest on candle's. On the CPU it gives the
+/// fused op's values and gradients (more slowly); bf16/f16 tensors round after each candle
+/// op instead of once, as candle's own layers do. Arguments as for [`hsc`].
+pub fn hsc_composed(
+    features: &Tensor,
+    weights: Option<&Tensor>,
+    params: &HscTensors,
+    activation: Activation,
+    cfg: &HypergraphConfig,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let d = host::dims_of("features", features.shape(), 3, "3 dimensions [B, N, D]")?[2];
+    params.dims(d)?;
+    let y = super::hypergraph_conv(features, None, &params.theta, weights, cfg)?;
+    let act = match activation {
+        Activation::Identity => y,
+        Activation::Relu => y.relu()?,
+        // max(x, slope x), the CPU path's definition (also for slopes above 1).
+        Activation::LeakyRelu(slope) => y.maximum(&(&y * slope)?)?,
+        Activation::GeluTanh => y.gelu()?,
+    };
+    let patches = (features + act)?
+        .broadcast_matmul(&params.a.t()?)?
+        .broadcast_add(&params.b)?;
+    let global = patches
+        .mean(1)?
+        .matmul(&params.g_weight.t()?)?
+        .broadcast_add(&params.g_bias)?;
     Ok((patches, global))
 }

@@ -74,8 +74,16 @@ impl CustomOp1 for IncidenceOp {
         dispatch!(s.dtype(), T => self.cpu::<T>(s, l))
     }
 
-    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
-        Err(host::no_cuda(self.name()))
+    /// The same forward on the GPU, on candle's stream and buffers (`candle-cuda`).
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        host::common_dtype(&[("features", s.dtype())])?;
+        #[cfg(feature = "candle-cuda")]
+        return super::cuda::incidence(&self.cfg, s, l);
+        #[cfg(not(feature = "candle-cuda"))]
+        {
+            let _ = l;
+            Err(host::no_cuda(self.name()))
+        }
     }
 
     /// `Hard`: no gradient. `Soft` / `StraightThrough`: `dF` from `dH` through the

@@ -34,12 +34,15 @@
 //! ```
 
 mod conv;
+#[cfg(feature = "candle-cuda")]
+mod cuda;
+pub mod device;
 mod host;
 mod hsc;
 mod incidence;
 mod nn;
 
 pub use conv::hypergraph_conv;
-pub use hsc::{hsc, HscTensors};
+pub use hsc::{hsc, hsc_composed, HscTensors};
 pub use incidence::incidence;
 pub use nn::{Hsc, HscConfig, HypergraphConv, HypergraphConvConfig};

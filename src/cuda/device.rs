@@ -1,7 +1,7 @@
 //! Devices, typed device buffers and the launch description shared by both backends.
 
 use std::marker::PhantomData;
-#[cfg(feature = "cuda")]
+#[cfg(feature = "cuda-kernels")]
 use std::sync::Arc;
 
 use super::emu::EmuAlloc;
@@ -43,8 +43,23 @@ impl Float for half::f16 {}
 /// Untyped device memory of one backend.
 pub(crate) enum RawBuffer {
     Emu(EmuAlloc),
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-kernels")]
     Cuda(cudarc::driver::CudaSlice<u8>),
+    /// GPU memory owned elsewhere (a candle tensor): read-only, never freed here.
+    #[cfg(feature = "cuda-kernels")]
+    CudaBorrowed(super::driver::Borrowed),
+}
+
+impl RawBuffer {
+    /// The GPU slice of an owned or borrowed GPU buffer.
+    #[cfg(feature = "cuda-kernels")]
+    fn cuda(&self) -> Option<&cudarc::driver::CudaSlice<u8>> {
+        match self {
+            RawBuffer::Cuda(s) => Some(s),
+            RawBuffer::CudaBorrowed(b) => Some(b.slice()),
+            RawBuffer::Emu(_) => None,
+        }
+    }
 }
 
 /// `len` elements of `T` in the memory of one [`Device`].
@@ -160,7 +175,7 @@ pub(crate) struct GemmSpec {
 #[derive(Clone)]
 enum Inner {
     Emu,
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-kernels")]
     Cuda(Arc<super::driver::CudaBackend>),
 }
 
@@ -185,7 +200,7 @@ impl Device {
     }
 
     /// CUDA GPU `ordinal`, with the kernels loaded (cubin for its architecture, else PTX).
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-kernels")]
     pub fn cuda(ordinal: usize) -> Result<Device> {
         let backend = super::driver::CudaBackend::new(ordinal)?;
         Ok(Device {
@@ -193,11 +208,65 @@ impl Device {
         })
     }
 
+    /// The kernels on a stream and cuBLAS handle that someone else owns (candle's CUDA device):
+    /// launches and products queue on `stream`, in order with its other work.
+    #[cfg(feature = "cuda-kernels")]
+    #[cfg_attr(not(feature = "candle-cuda"), allow(dead_code))]
+    pub(crate) fn on_stream(
+        stream: Arc<cudarc::driver::CudaStream>,
+        blas: Arc<cudarc::cublas::CudaBlas>,
+    ) -> Result<Device> {
+        let backend = super::driver::CudaBackend::on_stream(stream, blas)?;
+        Ok(Device {
+            inner: Inner::Cuda(Arc::new(backend)),
+        })
+    }
+
+    /// `len` elements of `T` at device address `ptr`, owned elsewhere, as a read-only buffer
+    /// of this (GPU) device; dropping it does not free the memory.
+    ///
+    /// # Safety
+    /// `ptr` must address at least `len` valid elements of `T` in this device's context,
+    /// neither freed nor written by another stream while the buffer lives.
+    #[cfg(feature = "cuda-kernels")]
+    #[cfg_attr(not(feature = "candle-cuda"), allow(dead_code))]
+    pub(crate) unsafe fn borrow_cuda<T: Elem>(
+        &self,
+        ptr: u64,
+        len: usize,
+    ) -> Result<DeviceBuffer<T>> {
+        match &self.inner {
+            // SAFETY: the caller's contract.
+            Inner::Cuda(c) => Ok(DeviceBuffer {
+                raw: RawBuffer::CudaBorrowed(unsafe {
+                    c.borrow(ptr, len * std::mem::size_of::<T>())
+                }),
+                len,
+                _t: PhantomData,
+            }),
+            Inner::Emu => Err(self.foreign("borrow")),
+        }
+    }
+
+    /// A buffer this (GPU) device allocated, as a typed cudarc slice on its stream (same
+    /// memory): how results become candle storage.
+    #[cfg(feature = "cuda-kernels")]
+    #[cfg_attr(not(feature = "candle-cuda"), allow(dead_code))]
+    pub(crate) fn into_cuda_slice<T: Elem>(
+        &self,
+        buf: DeviceBuffer<T>,
+    ) -> Result<cudarc::driver::CudaSlice<T>> {
+        match (&self.inner, buf.raw) {
+            (Inner::Cuda(c), RawBuffer::Cuda(s)) => c.into_typed(s, buf.len),
+            _ => Err(self.foreign("into_cuda_slice")),
+        }
+    }
+
     /// The first CUDA GPU, or `None` — with one log line saying why — when this build lacks
     /// feature `cuda`, the CUDA driver library is missing, or there is no device. Callers then
     /// use the CPU path.
     pub fn cuda_if_available() -> Option<Device> {
-        #[cfg(feature = "cuda")]
+        #[cfg(feature = "cuda-kernels")]
         {
             match super::driver::CudaBackend::probe() {
                 Ok(()) => match Device::cuda(0) {
@@ -208,7 +277,7 @@ impl Device {
             }
             None
         }
-        #[cfg(not(feature = "cuda"))]
+        #[cfg(not(feature = "cuda-kernels"))]
         {
             tracing::info!("built without feature `cuda`; using the CPU path");
             None
@@ -219,7 +288,7 @@ impl Device {
     pub fn name(&self) -> String {
         match &self.inner {
             Inner::Emu => "emulator".to_string(),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             Inner::Cuda(c) => c.name(),
         }
     }
@@ -232,7 +301,7 @@ impl Device {
     pub fn upload<T: Elem>(&self, host: &[T]) -> Result<DeviceBuffer<T>> {
         let raw = match &self.inner {
             Inner::Emu => RawBuffer::Emu(EmuAlloc::from_bytes(as_bytes(host))?),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             Inner::Cuda(c) => RawBuffer::Cuda(c.upload(as_bytes(host))?),
         };
         Ok(DeviceBuffer {
@@ -247,7 +316,7 @@ impl Device {
         let bytes = len * std::mem::size_of::<T>();
         let raw = match &self.inner {
             Inner::Emu => RawBuffer::Emu(EmuAlloc::zeroed(bytes)?),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             Inner::Cuda(c) => RawBuffer::Cuda(c.zeros(bytes)?),
         };
         Ok(DeviceBuffer {
@@ -270,8 +339,10 @@ impl Device {
         };
         match (&self.inner, &buf.raw) {
             (Inner::Emu, RawBuffer::Emu(a)) => a.copy_to(bytes),
-            #[cfg(feature = "cuda")]
-            (Inner::Cuda(c), RawBuffer::Cuda(s)) => c.download(s, bytes)?,
+            #[cfg(feature = "cuda-kernels")]
+            (Inner::Cuda(c), raw) if raw.cuda().is_some() => {
+                c.download(raw.cuda().expect("checked"), bytes)?
+            }
             #[allow(unreachable_patterns)]
             _ => return Err(self.foreign("download")),
         }
@@ -290,7 +361,7 @@ impl Device {
     pub fn synchronize(&self) -> Result<()> {
         match &self.inner {
             Inner::Emu => Ok(()),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             Inner::Cuda(c) => c.synchronize(),
         }
     }
@@ -305,7 +376,7 @@ impl Device {
         tracing::debug!(kernel, grid = ?cfg.grid, block = ?cfg.block, smem = cfg.smem, "launch");
         match &self.inner {
             Inner::Emu => super::emu::launch(kernel, cfg, args),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             Inner::Cuda(c) => c.launch(kernel, cfg, args),
         }
     }
@@ -333,9 +404,16 @@ impl Device {
                 super::emu::gemm_f32(spec, a, b, c);
                 Ok(())
             }
-            #[cfg(feature = "cuda")]
-            (Inner::Cuda(d), RawBuffer::Cuda(a), RawBuffer::Cuda(b), RawBuffer::Cuda(c)) => {
-                d.gemm_f32(spec, a, b, c)
+            #[cfg(feature = "cuda-kernels")]
+            (Inner::Cuda(d), a, b, RawBuffer::Cuda(c))
+                if a.cuda().is_some() && b.cuda().is_some() =>
+            {
+                d.gemm_f32(
+                    spec,
+                    a.cuda().expect("checked"),
+                    b.cuda().expect("checked"),
+                    c,
+                )
             }
             #[allow(unreachable_patterns)]
             _ => Err(self.foreign("gemm")),

@@ -1,5 +1,7 @@
 //! The GPU backend over cudarc: context, one stream, the embedded kernel modules, launches
-//! and cuBLAS (feature `cuda`).
+//! and cuBLAS (features `cuda` and `candle-cuda`). The stream and cuBLAS handle are its own
+//! ([`CudaBackend::new`]) or candle's ([`CudaBackend::on_stream`]), and buffers are its own
+//! allocations or [`Borrowed`] views of memory owned elsewhere (a candle tensor).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,7 +47,7 @@ fn quietly<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Option<R> {
 pub(crate) struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    blas: CudaBlas,
+    blas: Arc<CudaBlas>,
     modules: Vec<Arc<CudaModule>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     name: String,
@@ -69,10 +71,6 @@ impl CudaBackend {
             msg,
         })?;
         let ctx = CudaContext::new(ordinal).map_err(|e| dev_err("cuda init", e))?;
-        let (major, minor) = ctx
-            .compute_capability()
-            .map_err(|e| dev_err("cuda init", e))?;
-        let arch = (major * 10 + minor) as u32;
         let stream = ctx.default_stream();
         let blas = quietly(|| CudaBlas::new(stream.clone()))
             .ok_or_else(|| {
@@ -82,7 +80,18 @@ impl CudaBackend {
                 )
             })?
             .map_err(|e| dev_err("cublas init", e))?;
+        Self::on_stream(stream, Arc::new(blas))
+    }
 
+    /// The kernels loaded into the context of `stream`, launched on `stream`, with `blas`
+    /// (bound to the same stream) for the dense products: how the candle ops run on candle's
+    /// own stream and cuBLAS handle.
+    pub fn on_stream(stream: Arc<CudaStream>, blas: Arc<CudaBlas>) -> Result<Self> {
+        let ctx = stream.context().clone();
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| dev_err("cuda init", e))?;
+        let arch = (major * 10 + minor) as u32;
         let mut modules = Vec::new();
         for m in MODULES {
             // Same major version and not newer than the device: the cubin runs as is.
@@ -120,6 +129,36 @@ impl CudaBackend {
 
     pub fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// `bytes` of device memory at `ptr` owned elsewhere, as a slice on this backend's stream
+    /// that is never freed here.
+    ///
+    /// # Safety
+    /// `ptr` must point to at least `bytes` bytes of device memory of this backend's context,
+    /// valid (not freed, not written by other streams) while the result lives.
+    #[cfg_attr(not(feature = "candle-cuda"), allow(dead_code))]
+    pub unsafe fn borrow(&self, ptr: u64, bytes: usize) -> Borrowed {
+        // SAFETY: the caller's contract; `Borrowed` leaks the slice instead of freeing it.
+        Borrowed(Some(unsafe {
+            self.stream.upgrade_device_ptr::<u8>(ptr, bytes)
+        }))
+    }
+
+    /// Hands an allocation of this backend over as a typed cudarc slice (same memory, same
+    /// stream), e.g. to become candle storage.
+    #[cfg_attr(not(feature = "candle-cuda"), allow(dead_code))]
+    pub fn into_typed<T>(&self, s: CudaSlice<u8>, len: usize) -> Result<CudaSlice<T>> {
+        if len * std::mem::size_of::<T>() > s.len() {
+            return Err(dev_err(
+                "into_typed",
+                "buffer shorter than the typed length",
+            ));
+        }
+        let ptr = s.leak();
+        // SAFETY: `ptr` is the allocation `s` owned (of at least `len` T, checked above),
+        // whose ownership `leak` released; the new slice frees it on this stream when dropped.
+        Ok(unsafe { self.stream.upgrade_device_ptr::<T>(ptr, len) })
     }
 
     pub fn upload(&self, bytes: &[u8]) -> Result<CudaSlice<u8>> {
@@ -193,8 +232,17 @@ impl CudaBackend {
                 KArg::In(RawBuffer::Cuda(s)) => {
                     builder.arg(&*s);
                 }
+                KArg::In(RawBuffer::CudaBorrowed(b)) => {
+                    builder.arg(b.slice());
+                }
                 KArg::Out(RawBuffer::Cuda(s)) => {
                     builder.arg(&mut *s);
+                }
+                KArg::Out(RawBuffer::CudaBorrowed(_)) => {
+                    return Err(dev_err(
+                        kernel,
+                        "a borrowed (read-only) buffer as an output",
+                    ));
                 }
                 KArg::Null => {
                     builder.arg(&null);
@@ -277,5 +325,26 @@ impl CudaBackend {
         .map_err(|e| dev_err("gemm", e))?;
         let _ = &self.ctx;
         Ok(())
+    }
+}
+
+/// Device memory owned elsewhere (a candle tensor's storage), seen as a cudarc slice on the
+/// backend's stream. Dropping it releases the view without freeing the memory.
+pub(crate) struct Borrowed(Option<CudaSlice<u8>>);
+
+impl Borrowed {
+    pub fn slice(&self) -> &CudaSlice<u8> {
+        self.0
+            .as_ref()
+            .expect("a Borrowed holds its slice until dropped")
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            // Releases the view's events, not the memory (its owner frees it).
+            let _ = s.leak();
+        }
     }
 }

@@ -9,7 +9,7 @@ use ndarray::ArrayView3;
 use super::ops::csr::{row_counts, to_csr, transpose, DeviceCsr};
 use super::ops::incidence::{select_incidence, threshold_incidence, GemmUnits, Selection};
 use super::ops::norm::normalize_rows;
-use super::ops::soft::{mask_soft, sigmoid_incidence, SoftIncidence};
+use super::ops::soft::{mask_soft, mask_to_dense, sigmoid_incidence, SoftIncidence};
 use super::ops::Shape;
 use super::{Device, DeviceBuffer};
 use crate::error::{Error, Result};
@@ -48,6 +48,16 @@ impl DeviceHypergraph {
     /// `[B, N, D]` of the features it was built from.
     pub fn shape(&self) -> Shape {
         self.shape
+    }
+
+    /// The dense incidence `[B, N, N]` (f32, row = vertex, column = hyperedge) without leaving
+    /// the device: the 0/1 expansion of the bitmask (hard incidence, also the forward of
+    /// `StraightThrough`) or the stored soft incidence.
+    pub fn into_dense(self) -> Result<DeviceBuffer<f32>> {
+        match self.stored {
+            Stored::Hard { mask, .. } => mask_to_dense(&self.device, &mask, self.shape),
+            Stored::Soft(s) => Ok(s.inc),
+        }
     }
 
     /// Copies the incidence back as the CPU's [`Hypergraph`] (bitmask or dense storage).

@@ -10,7 +10,11 @@
 //! [`Backend::detect`] picks the GPU when there is one and the CPU path otherwise (one log
 //! line, never a panic); its `build_hypergraph` and `conv` take the CPU path's arguments.
 //!
-//! Building: feature `cuda` compiles `kernels/*.cu` with nvcc at build time (found through
+//! Features: `cuda` drives GPUs through cudarc with the CUDA libraries loaded at run time;
+//! `candle-cuda` instead (the two exclude each other) also runs the candle ops on candle's CUDA
+//! tensors, on candle's stream, with cudarc linking the libraries as candle-core requires.
+//!
+//! Building: feature `cuda` (or `candle-cuda`) compiles `kernels/*.cu` with nvcc at build time (found through
 //! `NVCC`, `CUDA_HOME`/`CUDA_PATH`, or `PATH`) into cubins for sm_80 and sm_90 (override with
 //! `HIPL_CUDA_ARCHS=80,86,90`) plus PTX for the lowest, all embedded in the library; at run
 //! time the device's cubin is loaded, else the PTX is JIT-compiled by the driver. The host
@@ -24,7 +28,7 @@
 mod backend;
 mod conv;
 mod device;
-#[cfg(feature = "cuda")]
+#[cfg(feature = "cuda-kernels")]
 mod driver;
 pub mod emu;
 pub mod hypergraph;

@@ -10,11 +10,11 @@ use rand::{Rng, SeedableRng};
 pub fn device() -> Device {
     match std::env::var("HIPL_TEST_DEVICE").as_deref() {
         Ok("cuda") => {
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-kernels")]
             {
                 Device::cuda(0).expect("HIPL_TEST_DEVICE=cuda but no usable GPU")
             }
-            #[cfg(not(feature = "cuda"))]
+            #[cfg(not(feature = "cuda-kernels"))]
             panic!("HIPL_TEST_DEVICE=cuda needs a build with feature `cuda`")
         }
         _ => Device::emulator(),

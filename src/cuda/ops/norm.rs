@@ -86,3 +86,75 @@ pub fn normalize_rows_backward<T: Float>(
     )?;
     Ok(df)
 }
+
+/// The row-major multi-index of flat position `pos` in `shape`, as `[i, j, ...]`.
+fn multi_index(mut pos: usize, shape: &[usize]) -> String {
+    let mut index = vec![0; shape.len()];
+    for (slot, &dim) in index.iter_mut().zip(shape).rev() {
+        *slot = pos % dim.max(1);
+        pos /= dim.max(1);
+    }
+    format!("{index:?}")
+}
+
+/// The first index of `v` holding a NaN or infinity (or, with `nonneg`, a negative value).
+fn first_bad(dev: &Device, v: &DeviceBuffer<f32>, nonneg: bool) -> Result<Option<usize>> {
+    let count = u32::try_from(v.len())
+        .map_err(|_| Error::invalid("values", "fewer than 2^32 elements", v.len()))?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut bad = dev.upload(&[u32::MAX])?;
+    let cfg = LaunchCfg::new(
+        "first_bad_f32",
+        (blocks(v.len(), 256).min(65_535 * 8), 1, 1),
+        256,
+        0,
+    )?;
+    dev.launch(
+        "first_bad_f32",
+        &cfg,
+        &mut [
+            KArg::input(v),
+            KArg::output(&mut bad),
+            KArg::U32(count),
+            KArg::U32(nonneg as u32),
+        ],
+    )?;
+    let first = dev.download(&bad)?[0];
+    Ok((first != u32::MAX).then_some(first as usize))
+}
+
+/// Checks on the device that `v` (of `shape`, row-major) holds only finite values, and with
+/// `nonneg: Some(expected)` none below zero (`expected` says what was wanted, e.g. "hyperedge
+/// weights >= 0"): the device-side counterpart of the CPU path's input checks. Only the index
+/// of the first offending element comes back to the host (and, for the message, the values
+/// when one is not finite).
+pub fn check_values(
+    dev: &Device,
+    arg: &str,
+    v: &DeviceBuffer<f32>,
+    shape: &[usize],
+    nonneg: Option<&str>,
+) -> Result<()> {
+    check_len(arg, v, shape.iter().product())?;
+    if let Some(pos) = first_bad(dev, v, false)? {
+        // The error path only: the value itself, for the message.
+        let value = dev.download(v)?[pos] as f64;
+        return Err(Error::NonFinite {
+            arg: arg.into(),
+            index: multi_index(pos, shape),
+            value,
+        });
+    }
+    if let Some(expected) = nonneg {
+        if let Some(pos) = first_bad(dev, v, true)? {
+            return Err(Error::invalid(
+                arg,
+                expected,
+                format!("a negative value at {}", multi_index(pos, shape)),
+            ));
+        }
+    }
+    Ok(())
+}

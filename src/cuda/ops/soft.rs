@@ -118,6 +118,29 @@ pub fn mask_soft(
     Ok(())
 }
 
+/// The dense 0/1 incidence `[B, N, N]` (f32) of a hard bitmask `[B, N, words]`.
+pub fn mask_to_dense(
+    dev: &Device,
+    mask: &DeviceBuffer<u32>,
+    shape: Shape,
+) -> Result<DeviceBuffer<f32>> {
+    check_len("mask", mask, shape.mask_len())?;
+    let count = shape.b * shape.n * shape.n;
+    let mut out = dev.zeros::<f32>(count)?;
+    let cfg = LaunchCfg::new("mask_to_dense_f32", (stride_blocks(count), 1, 1), 256, 0)?;
+    dev.launch(
+        "mask_to_dense_f32",
+        &cfg,
+        &mut [
+            KArg::output(&mut out),
+            KArg::input(mask),
+            KArg::U32(shape.n as u32),
+            KArg::U64(count as u64),
+        ],
+    )?;
+    Ok(out)
+}
+
 /// `dS = dI ⊙ alpha I (1 − I)` over equal-length buffers.
 pub fn sigmoid_backward(
     dev: &Device,
