@@ -138,12 +138,11 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
         });
     }
     std::fs::metadata(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
-    let tensors = candle_core::safetensors::load(&weights_path, device).map_err(|e| {
-        Error::BadFile {
+    let tensors =
+        candle_core::safetensors::load(&weights_path, device).map_err(|e| Error::BadFile {
             path: weights_path.clone(),
             reason: format!("not a readable safetensors file ({e}); is it truncated?"),
-        }
-    })?;
+        })?;
     Ok(Checkpoint {
         meta,
         tensors,
@@ -173,11 +172,7 @@ impl Checkpoint {
             if t.dims() != want.dims() {
                 return Err(Error::Checkpoint {
                     key,
-                    expected: format!(
-                        "shape {:?} in {}",
-                        want.dims(),
-                        self.weights_path.display()
-                    ),
+                    expected: format!("shape {:?} in {}", want.dims(), self.weights_path.display()),
                     got: format!("shape {:?}", t.dims()),
                 });
             }

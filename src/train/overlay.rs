@@ -60,10 +60,8 @@ pub fn write_overlay(
             canvas.put_pixel(2 * w as u32 + xo, yo, Rgb(outline.map(to8)));
         }
     }
-    canvas
-        .save(out)
-        .map_err(|e| Error::Format {
-            path: out.to_path_buf(),
-            msg: format!("cannot write the overlay PNG: {e}"),
-        })
+    canvas.save(out).map_err(|e| Error::Format {
+        path: out.to_path_buf(),
+        msg: format!("cannot write the overlay PNG: {e}"),
+    })
 }

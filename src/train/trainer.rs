@@ -47,10 +47,20 @@ pub fn build_model(
 /// Loads a checkpoint's model for testing (fast, non-differentiable towers): the CLIP named
 /// by `clip_dir` (or the checkpoint's own when `None`), the checkpoint's configuration and
 /// every learned tensor.
-pub fn load_model(ckpt: &Path, clip_dir: Option<&Path>, device: &Device) -> Result<(Hipl, Checkpoint)> {
+pub fn load_model(
+    ckpt: &Path,
+    clip_dir: Option<&Path>,
+    device: &Device,
+) -> Result<(Hipl, Checkpoint)> {
     let ck = checkpoint::load(ckpt, device)?;
     let clip = clip_dir.unwrap_or(&ck.meta.run.clip);
-    let parts = build_model(clip, ck.meta.config.clone(), ck.meta.run.seed, device, false)?;
+    let parts = build_model(
+        clip,
+        ck.meta.config.clone(),
+        ck.meta.run.seed,
+        device,
+        false,
+    )?;
     ck.restore_vars(PROMPT, &parts.prompt)?;
     ck.restore_vars(HSC, &parts.hsc)?;
     Ok((parts.model, ck))
@@ -116,7 +126,13 @@ impl Trainer {
         if let Some(dir) = clip_dir {
             meta.run.clip = dir.to_path_buf();
         }
-        let parts = build_model(&meta.run.clip, meta.config.clone(), meta.run.seed, device, true)?;
+        let parts = build_model(
+            &meta.run.clip,
+            meta.config.clone(),
+            meta.run.seed,
+            device,
+            true,
+        )?;
         ck.restore_vars(PROMPT, &parts.prompt)?;
         ck.restore_vars(HSC, &parts.hsc)?;
         let mut adam = Adam::new(&parts.prompt, meta.run.adam)?;
@@ -157,7 +173,10 @@ impl Trainer {
                     "epoch {}, step {} (batch of {})",
                     self.meta.epoch + 1,
                     self.meta.step + 1,
-                    batch.paths.first().map_or(String::new(), |p| p.display().to_string())
+                    batch
+                        .paths
+                        .first()
+                        .map_or(String::new(), |p| p.display().to_string())
                 ),
                 value: loss.total,
             });
@@ -237,7 +256,13 @@ impl Trainer {
 
     /// Writes the checkpoint files (see [`checkpoint::paths`]).
     pub fn save(&self, out: &Path) -> Result<()> {
-        checkpoint::save(out, &self.meta, &self.parts.prompt, &self.parts.hsc, &self.adam)
+        checkpoint::save(
+            out,
+            &self.meta,
+            &self.parts.prompt,
+            &self.parts.hsc,
+            &self.adam,
+        )
     }
 
     pub fn adam(&self) -> &Adam {

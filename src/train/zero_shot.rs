@@ -64,7 +64,11 @@ pub fn run_class(
     for i in 0..loader.batches() {
         let batch = loader.batch(&order, i)?;
         let out = model.forward(&batch.pixels)?;
-        let map = out.anomaly_map(sigma)?.detach().flatten_all()?.to_vec1::<f32>()?;
+        let map = out
+            .anomaly_map(sigma)?
+            .detach()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let score = out.image_scores()?.detach().to_vec1::<f32>()?;
         if let Some(i) = map.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
@@ -74,7 +78,14 @@ pub fn run_class(
             });
         }
         maps.extend(map);
-        masks.extend(batch.masks.flatten_all()?.to_vec1::<f32>()?.iter().map(|&m| m as u8));
+        masks.extend(
+            batch
+                .masks
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|&m| m as u8),
+        );
         scores.extend(score.iter().map(|&v| v as f64));
         labels.extend(batch.labels.to_vec1::<f32>()?.iter().map(|&l| l > 0.5));
         paths.extend(batch.paths);
@@ -82,7 +93,8 @@ pub fn run_class(
     let shape = (n, s, s);
     Ok(ClassRun {
         class: class.to_string(),
-        maps: Array3::from_shape_vec(shape, maps).map_err(|e| Error::shape("maps", "[n, S, S]", e))?,
+        maps: Array3::from_shape_vec(shape, maps)
+            .map_err(|e| Error::shape("maps", "[n, S, S]", e))?,
         masks: Array3::from_shape_vec(shape, masks)
             .map_err(|e| Error::shape("masks", "[n, S, S]", e))?,
         scores,
