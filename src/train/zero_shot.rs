@@ -151,9 +151,7 @@ fn write_overlays(run: &ClassRun, out: &Path, count: usize) -> Result<()> {
     // one colour scale per class, so overlays of a class compare
     let lo = run.maps.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = run.maps.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut chosen: Vec<usize> = (0..run.labels.len()).filter(|&i| run.labels[i]).collect();
-    chosen.extend((0..run.labels.len()).filter(|&i| !run.labels[i]));
-    for &i in chosen.iter().take(count) {
+    for i in overlay_choice(&run.labels, count) {
         let stem = run.paths[i]
             .file_stem()
             .map_or_else(|| format!("{i}"), |s| s.to_string_lossy().into_owned());
@@ -171,6 +169,22 @@ fn write_overlays(run: &ClassRun, out: &Path, count: usize) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Up to `count` images: anomalous ones spread evenly over the list (so over the defect
+/// kinds, which are listed together), and one normal image when there is room.
+fn overlay_choice(labels: &[bool], count: usize) -> Vec<usize> {
+    let anomalous: Vec<usize> = (0..labels.len()).filter(|&i| labels[i]).collect();
+    let normal: Vec<usize> = (0..labels.len()).filter(|&i| !labels[i]).collect();
+    let room = if normal.is_empty() {
+        count
+    } else {
+        count.saturating_sub(1).max(1)
+    };
+    let k = room.min(anomalous.len());
+    let mut out: Vec<usize> = (0..k).map(|j| anomalous[j * anomalous.len() / k]).collect();
+    out.extend(normal.iter().take(count - out.len()));
+    out
 }
 
 fn save_arrays(run: &ClassRun, dir: &Path) -> Result<()> {
