@@ -176,10 +176,10 @@ fn write_overlays(run: &ClassRun, out: &Path, count: usize) -> Result<()> {
 fn overlay_choice(labels: &[bool], count: usize) -> Vec<usize> {
     let anomalous: Vec<usize> = (0..labels.len()).filter(|&i| labels[i]).collect();
     let normal: Vec<usize> = (0..labels.len()).filter(|&i| !labels[i]).collect();
-    let room = if normal.is_empty() {
+    let room = if normal.is_empty() || count < 2 {
         count
     } else {
-        count.saturating_sub(1).max(1)
+        count - 1
     };
     let k = room.min(anomalous.len());
     let mut out: Vec<usize> = (0..k).map(|j| anomalous[j * anomalous.len() / k]).collect();
