@@ -19,7 +19,7 @@ pub struct QuickstartArgs {
     /// Output directory: data/, clip-random/, hipl.{safetensors,json}, test/.
     #[arg(long, default_value = "runs/quickstart")]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
