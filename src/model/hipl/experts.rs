@@ -180,6 +180,8 @@ fn attention(x: &Tensor, qkv: &Linear, out: &Linear, heads: usize) -> Result<Ten
     Ok(out.forward(&att.transpose(1, 2)?.reshape((n, l, w))?)?)
 }
 
+// LIMITATION: the scan is sequential over the tokens (a few candle ops per token), fine
+// for L = 12 but slow for long sequences; a parallel (associative) scan would lift it.
 /// The selective scan of the SSM expert over `u: [N, L, W]` → `y: [N, L, W]`; a
 /// sequential loop over the `L` tokens (12 in the paper), each step batched over `N` and
 /// the channels.

@@ -49,6 +49,9 @@ pub const ABNORMAL_TEMPLATE: &str = "damaged object .";
 
 /// A HiPL model: a frozen CLIP, the HSC layer, the MoEPLer and the visual prompt
 /// projection.
+// LIMITATION: the text side has only the MoEPLer's prefix prompts; AnomalyCLIP's learnable
+// deep text prompts (`TextPrompts::deep`) are not added. A `Var` per deep layer passed as
+// `TextPrompts::deep_at` would add them.
 #[derive(Debug, Clone)]
 pub struct Hipl {
     config: HiplConfig,
@@ -195,6 +198,8 @@ impl Hipl {
         let prompted = self.visual_proj.is_some();
 
         // frozen pass: the HSC's tokens, and the maps' too when nothing is prompted
+        // LIMITATION: this pass runs every block even when it only needs `hsc_layer`'s
+        // tokens; a `VisionOptions` field to stop after a block would save the rest.
         let mut layers: BTreeSet<usize> = BTreeSet::from([cfg.hsc_layer]);
         if !prompted {
             layers.extend(&cfg.map_layers);
@@ -215,7 +220,7 @@ impl Hipl {
                 let b = global.dim(0)?;
                 let vw = self.clip.config.vision.hidden_size;
                 let tokens = proj
-                    .forward(&global)?
+                    .forward(&global.to_dtype(proj.weight().dtype())?)?
                     .reshape((b, cfg.vision_prompt_tokens, vw))?;
                 let vp = cfg
                     .vision_prompt_layers
