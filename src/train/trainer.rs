@@ -194,21 +194,24 @@ impl Trainer {
         let epoch = self.meta.epoch + 1;
         let order = loader.shuffled(self.meta.run.seed, epoch);
         let batches = loader.batches();
+        bar.reset();
         bar.set_length(batches as u64);
-        bar.set_position(0);
         bar.set_prefix(format!("epoch {epoch}"));
         let mut sum = 0.0;
         for i in 0..batches {
             let batch = loader.batch(&order, i)?;
             let loss = self.step(&batch)?;
             sum += loss.total;
-            bar.set_message(format!(
-                "loss {:.4} (focal {:.3} dice {:.3} image {:.3})",
-                sum / (i + 1) as f64,
-                loss.focal,
-                loss.dice,
-                loss.image
-            ));
+            bar.set_message(format!("loss {:.4}", sum / (i + 1) as f64));
+            tracing::debug!(
+                epoch,
+                step = self.meta.step,
+                loss = loss.total,
+                focal = loss.focal,
+                dice = loss.dice,
+                image = loss.image,
+                "training step"
+            );
             bar.inc(1);
         }
         let stats = EpochStats {
@@ -229,9 +232,12 @@ impl Trainer {
         Ok(stats)
     }
 
+    // LIMITATION: checkpoints are written at epoch ends only, so an interrupted epoch is
+    // trained again on resume; saving the position inside the epoch's order every N steps
+    // would lift it.
     /// Trains until `epochs` epochs are done in total (a resumed run continues from its
     /// count), saving a checkpoint to `out` after each epoch when given. `on_epoch` sees
-    /// each epoch's summary.
+    /// each epoch's summary (with the progress bar cleared).
     pub fn fit(
         &mut self,
         loader: &Loader,
@@ -247,7 +253,7 @@ impl Trainer {
             if let Some(out) = out {
                 self.save(out)?;
             }
-            on_epoch(&stats)?;
+            bar.suspend(|| on_epoch(&stats))?;
             all.push(stats);
         }
         bar.finish_and_clear();
@@ -280,9 +286,9 @@ pub fn progress_bar(show: bool) -> ProgressBar {
     } else {
         ProgressDrawTarget::hidden()
     });
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} {bar:20} {pos}/{len} {msg} {elapsed}<{eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
