@@ -81,21 +81,21 @@ impl TinyClipSpec {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Error::invalid(name, "a positive integer", 0));
         }
-        if self.vision_width % self.vision_heads != 0 {
+        if !self.vision_width.is_multiple_of(self.vision_heads) {
             return Err(Error::invalid(
                 "vision_heads",
                 format!("a divisor of vision_width {}", self.vision_width),
                 self.vision_heads,
             ));
         }
-        if self.text_width % self.text_heads != 0 {
+        if !self.text_width.is_multiple_of(self.text_heads) {
             return Err(Error::invalid(
                 "text_heads",
                 format!("a divisor of text_width {}", self.text_width),
                 self.text_heads,
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::invalid(
                 "patch_size",
                 format!("a divisor of image_size {}", self.image_size),
