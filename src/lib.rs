@@ -40,6 +40,8 @@ pub mod hypergraph;
 #[cfg(feature = "candle")]
 pub mod model;
 pub mod real;
+#[cfg(feature = "candle")]
+pub mod train;
 mod validate;
 
 pub use autograd::*;

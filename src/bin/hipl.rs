@@ -32,6 +32,15 @@ enum Command {
     /// Print CLIP token ids of texts as JSON.
     #[cfg(feature = "candle")]
     Tokenize(hipl::cli::clip::TokenizeArgs),
+    /// Train HiPL's prompts and hypergraph on a dataset's annotated test split (frozen CLIP).
+    #[cfg(feature = "candle")]
+    Train(hipl::cli::train::TrainArgs),
+    /// Test a trained checkpoint zero-shot: metrics table, metrics.json, map overlays.
+    #[cfg(feature = "candle")]
+    Test(hipl::cli::test::TestArgs),
+    /// Synthesise a dataset, write a tiny random CLIP, train briefly, test, print metrics.
+    #[cfg(feature = "candle")]
+    Quickstart(hipl::cli::quickstart::QuickstartArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,5 +84,11 @@ fn main() -> ExitCode {
         Command::ClipEmbed(a) => hipl::cli::clip::run_clip_embed(a),
         #[cfg(feature = "candle")]
         Command::Tokenize(a) => hipl::cli::clip::run_tokenize(a),
+        #[cfg(feature = "candle")]
+        Command::Train(a) => hipl::cli::train::run_train(a, out).map(|_| ()),
+        #[cfg(feature = "candle")]
+        Command::Test(a) => hipl::cli::test::run_test(a, out).map(|_| ()),
+        #[cfg(feature = "candle")]
+        Command::Quickstart(a) => hipl::cli::quickstart::run_quickstart(a, out).map(|_| ()),
     })
 }

@@ -12,7 +12,13 @@ pub mod demo;
 pub mod eval;
 pub mod hypergraph;
 pub mod npy;
+#[cfg(feature = "candle")]
+pub mod quickstart;
 pub mod synth;
+#[cfg(feature = "candle")]
+pub mod test;
+#[cfg(feature = "candle")]
+pub mod train;
 
 use crate::error::{Error, Result};
 use crate::hypergraph::{HypergraphConfig, IncidenceMode, Normalization, Representation, Rule};
