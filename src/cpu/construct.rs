@@ -65,14 +65,15 @@ pub(crate) struct Scorer<T> {
 impl<T: Real> Scorer<T> {
     /// `a` is `[n, d]`; `normalised` says its rows are `f̂` already (the dense path).
     pub(crate) fn new(cfg: &HypergraphConfig, a: &[T], d: usize, normalised: bool) -> Self {
+        Self::with_squares(cfg, squared_norms(a, d), normalised)
+    }
+
+    /// As [`Scorer::new`], given the rows' squared norms `‖f_i‖²`.
+    pub(crate) fn with_squares(cfg: &HypergraphConfig, sq: Vec<T>, normalised: bool) -> Self {
         let eps = match cfg.rule {
             Rule::EpsBall { eps } => Some(T::of(eps)),
             _ => None,
         };
-        let sq: Vec<T> = a
-            .chunks(d.max(1))
-            .map(|r| r.iter().map(|&x| x * x).sum())
-            .collect();
         let floor = T::of(cfg.norm_eps);
         let inv = if eps.is_some() || normalised {
             vec![T::one(); sq.len()]
@@ -111,19 +112,28 @@ impl<T: Real> Scorer<T> {
     }
 }
 
+/// `‖a_i‖²` of each row of width `d`, rows in parallel.
+pub(crate) fn squared_norms<T: Real>(a: &[T], d: usize) -> Vec<T> {
+    a.par_chunks(d.max(1))
+        .map(|r| r.iter().map(|&x| x * x).sum())
+        .collect()
+}
+
 /// Logistic sigmoid.
 pub(crate) fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
-/// Builds one image's hypergraph from its raw features `a: [n, d]`, row-major.
+/// Builds one image's hypergraph from its raw features `a: [n, d]`, row-major, and their
+/// squared row norms `sq`.
 pub(crate) fn build_image<T: Real>(
     a: &[T],
+    sq: &[T],
     n: usize,
     d: usize,
     cfg: &HypergraphConfig,
 ) -> ImageGraph<T> {
-    let scorer = Scorer::new(cfg, a, d, false);
+    let scorer = Scorer::with_squares(cfg, sq.to_vec(), false);
     let selection = match cfg.rule {
         Rule::Threshold { top_k: Some(k) } => Some((k, true)),
         Rule::Knn { k } => Some((k, false)),
@@ -179,10 +189,28 @@ pub(crate) fn symmetric_bitmask<T: Real>(
             for r in 0..rows {
                 let i = r0 + r;
                 let out = &mut bits[r * tw..(r + 1) * tw];
-                let first = if c0 == r0 { r + 1 } else { 0 };
-                for (c, &gij) in g[r * cols..(r + 1) * cols].iter().enumerate().skip(first) {
-                    if scorer.margin(i, c0 + c, gij) > T::zero() {
-                        out[c / 64] |= 1 << (c % 64);
+                for (wi, (word, gs)) in out
+                    .iter_mut()
+                    .zip(g[r * cols..(r + 1) * cols].chunks(64))
+                    .enumerate()
+                {
+                    let j0 = c0 + wi * 64;
+                    let mut bitsw = 0u64;
+                    for (b, &gij) in gs.iter().enumerate() {
+                        let inside = scorer.margin(i, j0 + b, gij) > T::zero();
+                        bitsw |= (inside as u64) << b;
+                    }
+                    *word = bitsw;
+                }
+                if c0 == r0 {
+                    // Only pairs j > i: clear the diagonal and below in the diagonal tile.
+                    for (wi, word) in out.iter_mut().enumerate() {
+                        let lo = wi * 64;
+                        if r + 1 >= lo + 64 {
+                            *word = 0;
+                        } else if r + 1 > lo {
+                            *word &= !0u64 << (r + 1 - lo);
+                        }
                     }
                 }
             }
