@@ -300,8 +300,8 @@ fn select_members<T: Real>(
 const LANES: usize = 16;
 
 /// Offers row `i` the candidates `j0 + c` with Gram entries `gram[c]`. Sixteen at a time,
-/// the similarities are computed and screened against the list's bar with no branch; only
-/// a group with one at or above the bar goes through the list one by one.
+/// the similarities are computed and screened against the list's bar with vector code;
+/// only a group with one at or above the bar goes through the list one by one.
 fn offer_row<T: Real>(
     list: &mut TopK<T>,
     i: usize,
@@ -314,24 +314,30 @@ fn offer_row<T: Real>(
     let inv = &scorer.inv[j0..j0 + gram.len()];
     let tau = scorer.tau;
     let mut bar = list.bar();
-    let mut sims = [T::zero(); LANES];
-    for (start, (gs, invs)) in gram.chunks(LANES).zip(inv.chunks(LANES)).enumerate() {
-        let mut top = T::neg_infinity();
+    let consider = |list: &mut TopK<T>, bar: &mut T, j: usize, sim: T| {
+        if sim < *bar || j == i || (thresholded && sim - tau <= T::zero()) {
+            return;
+        }
+        list.push(sim, j as u32);
+        *bar = list.bar();
+    };
+    let groups = gram.chunks_exact(LANES).zip(inv.chunks_exact(LANES));
+    for (start, (gs, invs)) in groups.enumerate() {
+        let mut sims = [T::zero(); LANES];
+        let mut any = false;
         for ((s, &g), &v) in sims.iter_mut().zip(gs).zip(invs) {
             *s = g * inv_i * v;
-            top = if *s > top { *s } else { top };
+            any |= *s >= bar;
         }
-        if top < bar {
-            continue;
-        }
-        for (c, &sim) in sims[..gs.len()].iter().enumerate() {
-            let j = j0 + start * LANES + c;
-            if sim < bar || j == i || (thresholded && sim - tau <= T::zero()) {
-                continue;
+        if any {
+            for (c, &sim) in sims.iter().enumerate() {
+                consider(list, &mut bar, j0 + start * LANES + c, sim);
             }
-            list.push(sim, j as u32);
-            bar = list.bar();
         }
+    }
+    let tail = gram.len() - gram.len() % LANES;
+    for (c, (&g, &v)) in gram[tail..].iter().zip(&inv[tail..]).enumerate() {
+        consider(list, &mut bar, j0 + tail + c, g * inv_i * v);
     }
 }
 
