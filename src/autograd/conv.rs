@@ -13,6 +13,10 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 /// Saved by [`conv_forward`]: per image the degree scalings, and for the batch
 /// `P = XΘ`, `U = Hᵀ Z` and `V = H E` (each `[B, N, C]`, row-major).
+// LIMITATION: P, U and V are kept whole ([B, N, C] each: 64 MiB at 4×1369×1024), so the
+// forward+backward peak is about torch's. Recomputing U and V in the backward's column
+// blocks (cheap for the sparse storages) and P from column blocks of Θ would shrink it to
+// the blocks' scratch, for one more XΘ product.
 #[derive(Clone, Debug)]
 pub struct ConvCtx<T> {
     scalings: Vec<Scalings<T>>,
@@ -101,6 +105,10 @@ fn run<T: Real>(
     let ts = contiguous(&theta);
     // XΘ for the whole batch in one product (B·N rows: a better-shaped GEMM than one per
     // image), straight into the output, which the propagation then overwrites in place.
+    // LIMITATION: when the complement of H is (nearly) empty, as on CLIP-like features
+    // under the paper's rule, Y = a_v ⊙ [1 (rᵀΘ) − (H̄ b)(qᵀΘ) + R Θ] (r, q: weighted
+    // column sums of X; R nonzero only on rows that H̄ touches) needs XΘ on those rows
+    // only; XΘ is still formed whole here.
     let mut y = vec![T::zero(); b * n * c];
     gemm(
         &mut y,
