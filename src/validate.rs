@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::real::Real;
 use ndarray::{ArrayBase, CowArray, Data, Dimension};
+use rayon::prelude::*;
 
 /// A standard-layout (row-major, contiguous) view, copying only when the input is not.
 pub fn contiguous<'a, T: Real, D: Dimension>(
@@ -19,7 +20,31 @@ pub fn flat<'a, T, D: Dimension>(a: &'a CowArray<'_, T, D>) -> &'a [T] {
 
 /// Fails on the first NaN or infinity of `arg`, naming its multi-index.
 pub fn check_finite<T: Real>(arg: &str, values: &[T], shape: &[usize]) -> Result<()> {
-    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+    // `x − x` is 0 for a finite x and NaN otherwise: sums of it over independent lanes
+    // screen whole blocks with vector code; only a failing block is searched.
+    const LANES: usize = 16;
+    let block_ok = |block: &[T]| {
+        let mut acc = [T::zero(); LANES];
+        let mut chunks = block.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (a, &x) in acc.iter_mut().zip(chunk) {
+                *a = *a + (x - x);
+            }
+        }
+        let tail = chunks.remainder().iter().all(|v| v.is_finite());
+        tail && acc.iter().all(|a| *a == T::zero())
+    };
+    let first_bad = values
+        .par_chunks(1 << 14)
+        .position_first(|block| !block_ok(block))
+        .and_then(|blk| {
+            let start = blk << 14;
+            values[start..]
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|p| start + p)
+        });
+    if let Some(pos) = first_bad {
         let mut index = Vec::with_capacity(shape.len());
         let mut rest = pos;
         for &dim in shape.iter().rev() {

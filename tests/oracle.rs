@@ -132,6 +132,53 @@ fn every_storage_gives_the_same_convolution_and_gradients() {
     }
 }
 
+/// Output widths above the column block of the streamed incidence products (128), with a
+/// partial last block, and more vertices than one similarity tile (256): fused against
+/// dense for every rule, mode and normalisation.
+#[test]
+fn wide_outputs_and_many_vertices_equal_dense() {
+    let (b, n, d, c) = (2, 300, 6, 300);
+    let f = features(b, n, d, 0.4, 41);
+    let theta = matrix(d, c, 42);
+    let w = positive(b, n, 43);
+    let dy = features(b, n, c, 0.0, 44);
+    for cfg in all_configs(n) {
+        let (y, ctx) =
+            hypergraph_conv_forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
+        let (yd, dctx) =
+            dense::forward(f.view(), None, theta.view(), Some(w.view()), &cfg).unwrap();
+        assert!(max_abs_diff(slice(&y), slice(&yd)) < 1e-10, "Y {cfg:?}");
+        let hg = build_hypergraph(f.view(), &cfg).unwrap();
+        let y_only = conv(&hg, f.view(), theta.view(), Some(w.view())).unwrap();
+        assert!(
+            max_abs_diff(slice(&y_only), slice(&yd)) < 1e-10,
+            "conv {cfg:?}"
+        );
+        let g = hypergraph_conv_backward(
+            &ctx,
+            f.view(),
+            None,
+            theta.view(),
+            Some(w.view()),
+            dy.view(),
+        )
+        .unwrap();
+        let gd = dense::backward(&dctx, false, theta.view(), dy.view()).unwrap();
+        assert!(
+            max_abs_diff(slice(&g.df), slice(&gd.df)) < 1e-10,
+            "dF {cfg:?}"
+        );
+        assert!(
+            max_abs_diff(slice(&g.dtheta), slice(&gd.dtheta)) < 1e-10,
+            "dTheta {cfg:?}"
+        );
+        assert!(
+            max_abs_diff(slice(&g.dweights), slice(&gd.dweights)) < 1e-10,
+            "dW {cfg:?}"
+        );
+    }
+}
+
 #[test]
 fn anisotropic_features_are_stored_as_the_complement_by_default() {
     let f = features(1, 100, 8, 4.0, 3);

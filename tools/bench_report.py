@@ -137,7 +137,8 @@ def markdown(results):
         "is not seen); CUDA: `max_memory_allocated`.",
         f"- Agreement: every path's output against torch best: max |out − ref| ≤ "
         f"{results['tolerance']:g} · max |ref|.",
-        f"- Skipped: the O(N³) paths (torch naive, hipl dense) at N > "
+        f"- Skipped: the O(N³) paths, torch naive at N > "
+        f"{results.get('max_naive_n', results['max_dense_n'])} and hipl dense at N > "
         f"{results['max_dense_n']} (at N = 4096 one image is ~7e11 flops: minutes per run on "
         f"2 cores).",
         "",

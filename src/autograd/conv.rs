@@ -3,17 +3,26 @@
 //! features → incidence → convolution.
 
 use super::incidence::{incidence_backward, incidence_forward, IncidenceCtx};
-use crate::cpu::conv::{self as kernel, ConvDims, ImageConvCtx};
+use crate::cpu::conv::{self as kernel, ConvDims, ImageSaved, Scalings};
+use crate::cpu::gemm::{gemm, Op};
 use crate::error::{Error, Result};
 use crate::hypergraph::{Hypergraph, HypergraphConfig, IncidenceMode};
 use crate::real::Real;
 use crate::validate::{check_finite, check_shape, contiguous, flat};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
-/// Saved by [`conv_forward`].
+/// Saved by [`conv_forward`]: per image the degree scalings, and for the batch
+/// `P = XΘ`, `U = Hᵀ Z` and `V = H E` (each `[B, N, C]`, row-major).
+// LIMITATION: P, U and V are kept whole ([B, N, C] each: 64 MiB at 4×1369×1024), so the
+// forward+backward peak is about torch's. Recomputing U and V in the backward's column
+// blocks (cheap for the sparse storages) and P from column blocks of Θ would shrink it to
+// the blocks' scratch, for one more XΘ product.
 #[derive(Clone, Debug)]
 pub struct ConvCtx<T> {
-    images: Vec<ImageConvCtx<T>>,
+    scalings: Vec<Scalings<T>>,
+    p: Vec<T>,
+    u: Vec<T>,
+    v: Vec<T>,
     dims: ConvDims,
 }
 
@@ -86,18 +95,46 @@ fn run<T: Real>(
     let b = hg.batch_size();
     let start = std::time::Instant::now();
     let w = weights_of(weights.as_ref(), b, n);
+    let scalings = hg
+        .images()
+        .iter()
+        .enumerate()
+        .map(|(img, g)| kernel::scalings(g, n, &w[img * n..(img + 1) * n], hg.config(), img))
+        .collect::<Result<Vec<_>>>()?;
     let xs = contiguous(&x);
     let ts = contiguous(&theta);
+    // XΘ for the whole batch in one product (B·N rows: a better-shaped GEMM than one per
+    // image), straight into the output, which the propagation then overwrites in place.
+    // LIMITATION: when the complement of H is (nearly) empty, as on CLIP-like features
+    // under the paper's rule, Y = a_v ⊙ [1 (rᵀΘ) − (H̄ b)(qᵀΘ) + R Θ] (r, q: weighted
+    // column sums of X; R nonzero only on rows that H̄ touches) needs XΘ on those rows
+    // only; XΘ is still formed whole here.
     let mut y = vec![T::zero(); b * n * c];
-    let mut saved = Vec::new();
+    gemm(
+        &mut y,
+        (b * n, dx, c),
+        flat(&xs),
+        Op::N,
+        flat(&ts),
+        Op::N,
+        T::one(),
+        false,
+        true,
+    );
+    let (p, mut u, mut v) = if save {
+        (
+            y.clone(),
+            vec![T::zero(); b * n * c],
+            vec![T::zero(); b * n * c],
+        )
+    } else {
+        (Vec::new(), Vec::new(), Vec::new())
+    };
     // Images one after another, each parallel inside: only one image's scratch is alive.
     for (img, yb) in y.chunks_mut(n * c).enumerate() {
-        let wb = &w[img * n..(img + 1) * n];
-        let sc = kernel::scalings(hg.image(img), n, wb, hg.config(), img)?;
-        let xb = &flat(&xs)[img * n * dx..(img + 1) * n * dx];
-        if let Some(ctx) = kernel::forward(hg.image(img), dims, xb, flat(&ts), sc, yb, save) {
-            saved.push(ctx);
-        }
+        let range = img * n * c..(img + 1) * n * c;
+        let saved = save.then(|| (&mut u[range.clone()], &mut v[range]));
+        kernel::propagate(hg.image(img), n, c, &scalings[img], yb, saved);
     }
     let y = Array3::from_shape_vec((b, n, c), y).expect("length b*n*c");
     tracing::info!(
@@ -113,7 +150,10 @@ fn run<T: Real>(
     Ok((
         y,
         save.then_some(ConvCtx {
-            images: saved,
+            scalings,
+            p,
+            u,
+            v,
             dims,
         }),
     ))
@@ -153,7 +193,7 @@ pub fn conv_backward<T: Real>(
     need_dh: bool,
 ) -> Result<ConvGrads<T>> {
     let dims = validate(hg, &x, &theta, weights.as_ref())?;
-    if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c || ctx.images.len() != hg.batch_size() {
+    if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c || ctx.scalings.len() != hg.batch_size() {
         return Err(Error::shape(
             "x/theta",
             format!(
@@ -172,29 +212,60 @@ pub fn conv_backward<T: Real>(
     let xs = contiguous(&x);
     let ts = contiguous(&theta);
 
-    let mut dxs = Vec::with_capacity(b * n * dx);
+    let (xs, ts, dys) = (flat(&xs), flat(&ts), flat(&dys));
+
+    // dP per image through the incidence products, then dX = dP Θᵀ and dΘ = Xᵀ dP for the
+    // whole batch in one product each.
+    let mut dp = vec![T::zero(); b * n * c];
     let mut dws = Vec::with_capacity(b * n);
     let mut dhs = Vec::new();
-    let mut dtheta = vec![T::zero(); dx * c];
-    for img in 0..b {
-        let g = kernel::backward(
+    for (img, dpb) in dp.chunks_mut(n * c).enumerate() {
+        let range = img * n * c..(img + 1) * n * c;
+        let saved = ImageSaved {
+            p: &ctx.p[range.clone()],
+            u: &ctx.u[range.clone()],
+            v: &ctx.v[range.clone()],
+        };
+        let g = kernel::backward_image(
             hg.image(img),
-            dims,
+            (n, c),
             hg.config(),
-            &ctx.images[img],
-            &flat(&xs)[img * n * dx..(img + 1) * n * dx],
-            flat(&ts),
+            &ctx.scalings[img],
+            saved,
             &w[img * n..(img + 1) * n],
-            &flat(&dys)[img * n * c..(img + 1) * n * c],
-            &mut dtheta,
+            &dys[range],
+            dpb,
             need_dh,
         );
-        dxs.extend(g.dx);
         dws.extend(g.dw);
         if let Some(dh) = g.dh {
             dhs.extend(dh);
         }
     }
+    let mut dxs = vec![T::zero(); b * n * dx];
+    gemm(
+        &mut dxs,
+        (b * n, c, dx),
+        &dp,
+        Op::N,
+        ts,
+        Op::T,
+        T::one(),
+        false,
+        true,
+    );
+    let mut dtheta = vec![T::zero(); dx * c];
+    gemm(
+        &mut dtheta,
+        (dx, b * n, c),
+        xs,
+        Op::T,
+        &dp,
+        Op::N,
+        T::one(),
+        false,
+        true,
+    );
     Ok(ConvGrads {
         dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
         dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
@@ -256,16 +327,24 @@ pub fn hypergraph_conv_backward<T: Real>(
     let structural = hg.config().mode != IncidenceMode::Hard;
     let xv = x.as_ref().map(|v| v.view()).unwrap_or(features.view());
     let g = conv_backward(hg, &ctx.conv, xv, theta, weights, dy, structural)?;
-    let mut df = match &g.dh {
-        Some(dh) => incidence_backward(hg, &ctx.incidence, features.view(), dh.view())?,
-        None => Array3::zeros(features.dim()),
+    let structure = match &g.dh {
+        Some(dh) => Some(incidence_backward(
+            hg,
+            &ctx.incidence,
+            features.view(),
+            dh.view(),
+        )?),
+        None => None,
     };
-    let dx = match x {
-        Some(_) => Some(g.dx),
-        None => {
+    let (df, dx) = match (x, structure) {
+        (Some(_), Some(df)) => (df, Some(g.dx)),
+        (Some(_), None) => (Array3::zeros(features.dim()), Some(g.dx)),
+        (None, Some(mut df)) => {
             df += &g.dx;
-            None
+            (df, None)
         }
+        // Hard incidence and X = F: the gradient reaches F through X only.
+        (None, None) => (g.dx, None),
     };
     Ok(HypergraphConvGrads {
         df,

@@ -1,7 +1,7 @@
 //! Ops: row normalisation and similarity → incidence, each a forward that returns its
 //! output and a saved context, and a backward from the output gradient.
 
-use crate::cpu::construct::{build_image, sigmoid, Scorer};
+use crate::cpu::construct::{build_image, sigmoid, squared_norms, Scorer};
 use crate::cpu::gemm::{gemm, Op};
 use crate::cpu::normalize as norm;
 use crate::error::{Error, Result};
@@ -85,10 +85,7 @@ pub fn incidence_forward<T: Real>(
     let f = flat(&f);
     // Squared norms bound every Gram entry: they must be finite in T, or the similarity
     // would silently overflow (f32 rows with entries beyond ~1e19).
-    let sq: Vec<T> = f
-        .chunks(d)
-        .map(|r| r.iter().map(|&x| x * x).sum::<T>())
-        .collect();
+    let sq: Vec<T> = squared_norms(f, d);
     if let Some(pos) = sq.iter().position(|&s| !(s + s + s + s).is_finite()) {
         return Err(Error::invalid(
             "features",
@@ -119,7 +116,8 @@ pub fn incidence_forward<T: Real>(
     let start = std::time::Instant::now();
     let images = f
         .chunks(n * d)
-        .map(|img| build_image(img, n, d, cfg))
+        .zip(sq.chunks(n))
+        .map(|(img, sq)| build_image(img, sq, n, d, cfg))
         .collect();
     let hg = Hypergraph::from_images(*cfg, n, images);
     tracing::info!(

@@ -9,6 +9,7 @@ use super::spmm::{apply, matvec, Side};
 use crate::error::{Error, Result};
 use crate::hypergraph::{HypergraphConfig, ImageGraph, Normalization, ZeroDegree};
 use crate::real::Real;
+use rayon::prelude::*;
 
 /// Shapes of one image's convolution: `n` vertices, `dx` input and `c` output channels.
 #[derive(Clone, Copy, Debug)]
@@ -31,26 +32,31 @@ pub struct Scalings<T> {
     pub b_e: Vec<T>,
 }
 
-/// What the backward of one image needs from its forward.
-#[derive(Clone, Debug)]
-pub struct ImageConvCtx<T> {
-    pub scalings: Scalings<T>,
-    /// `P = XΘ`, `[n, c]`.
-    pub p: Vec<T>,
-    /// `U = Hᵀ Z`, `[n, c]`.
-    pub u: Vec<T>,
-    /// `V = H E`, `[n, c]`.
-    pub v: Vec<T>,
+/// What the backward of one image needs from its forward, borrowed from the batch's
+/// saved buffers (each `[n, c]`).
+#[derive(Clone, Copy, Debug)]
+pub struct ImageSaved<'a, T> {
+    /// `P = XΘ`.
+    pub p: &'a [T],
+    /// `U = Hᵀ Z`.
+    pub u: &'a [T],
+    /// `V = H E`.
+    pub v: &'a [T],
 }
 
-/// Gradients of one image; `d_theta` is accumulated by the caller.
+/// Gradients of one image other than `dX` and `dΘ` (which the caller forms from `dP` for
+/// the whole batch at once).
 #[derive(Clone, Debug)]
 pub struct ImageConvGrads<T> {
-    pub dx: Vec<T>,
     pub dw: Vec<T>,
     /// `∂L/∂H` dense `[n, n]`, when asked for.
     pub dh: Option<Vec<T>>,
 }
+
+/// Columns of `[n, c]` matrices pushed through the incidence products at a time. The
+/// operator acts on each column alone (`Y[:, J] = G · P[:, J]`), so the products need
+/// scratch for only `n × COL_BLOCK` values, whatever `c` is.
+pub const COL_BLOCK: usize = 128;
 
 /// Computes the degree scalings, applying the zero-degree policy.
 pub fn scalings<T: Real>(
@@ -91,82 +97,111 @@ pub fn scalings<T: Real>(
     Ok(Scalings { d_v, s_v, a_v, b_e })
 }
 
-/// `y = a_v ⊙ H (b_e ⊙ Hᵀ (s_v ⊙ XΘ))`, using `y` itself for `P` and `Z`, and one
-/// `[n, c]` scratch buffer. With `save`, also returns the context for the backward.
-pub fn forward<T: Real>(
+/// `y ← a_v ⊙ H (b_e ⊙ Hᵀ (s_v ⊙ y))` for one image: `y` holds `P = XΘ` (`[n, c]`) on
+/// entry and `Y` on exit. Runs in blocks of [`COL_BLOCK`] columns with two `[n, block]`
+/// scratch buffers. With `saved = Some((u, v))` (each `[n, c]`), also writes `U = Hᵀ Z`
+/// and `V = H E` there for the backward.
+pub fn propagate<T: Real>(
     g: &ImageGraph<T>,
-    dims: ConvDims,
-    x: &[T],
-    theta: &[T],
-    sc: Scalings<T>,
+    n: usize,
+    c: usize,
+    sc: &Scalings<T>,
     y: &mut [T],
-    save: bool,
-) -> Option<ImageConvCtx<T>> {
-    let ConvDims { n, dx, c } = dims;
-    gemm(y, (n, dx, c), x, Op::N, theta, Op::N, T::one(), false, true);
-    let p = save.then(|| y.to_vec());
-    scale_rows(y, c, &sc.s_v);
-
-    let mut e = vec![T::zero(); n * c];
-    let ones = vec![T::one(); n];
-    let u = if save {
-        apply(&g.incidence, n, Side::Ht, y, c, &ones, &mut e);
-        let u = e.clone();
-        scale_rows(&mut e, c, &sc.b_e);
-        Some(u)
-    } else {
-        apply(&g.incidence, n, Side::Ht, y, c, &sc.b_e, &mut e);
-        None
-    };
-
-    if save {
-        apply(&g.incidence, n, Side::H, &e, c, &ones, y);
-        let v = y.to_vec();
-        scale_rows(y, c, &sc.a_v);
-        Some(ImageConvCtx {
-            scalings: sc,
-            p: p?,
-            u: u?,
-            v,
-        })
-    } else {
-        apply(&g.incidence, n, Side::H, &e, c, &sc.a_v, y);
-        None
+    mut saved: Option<(&mut [T], &mut [T])>,
+) {
+    let cb = COL_BLOCK.min(c);
+    let mut z = vec![T::zero(); n * cb];
+    let mut e = vec![T::zero(); n * cb];
+    let ones = vec![T::one(); if saved.is_some() { n } else { 0 }];
+    for j0 in (0..c).step_by(cb.max(1)) {
+        let w = cb.min(c - j0);
+        let (z, e) = (&mut z[..n * w], &mut e[..n * w]);
+        gather(y, c, j0, w, Some(&sc.s_v), z);
+        match saved.as_mut() {
+            None => {
+                apply(&g.incidence, n, Side::Ht, z, w, &sc.b_e, e);
+                apply(&g.incidence, n, Side::H, e, w, &sc.a_v, z);
+            }
+            Some((u, v)) => {
+                apply(&g.incidence, n, Side::Ht, z, w, &ones, e);
+                scatter(e, u, c, j0, w);
+                scale_rows(e, w, &sc.b_e);
+                apply(&g.incidence, n, Side::H, e, w, &ones, z);
+                scatter(z, v, c, j0, w);
+                scale_rows(z, w, &sc.a_v);
+            }
+        }
+        scatter(z, y, c, j0, w);
     }
 }
 
-/// Backward of [`forward`] for one image: `dX`, `dw`, optionally `dH`, and `dΘ` added into
-/// `d_theta` (`[dx, c]`).
+/// `dst[i, :] = scale_i · src[i, j0..j0 + w]` (no scale: a copy), `src` `[n, c]`, `dst`
+/// `[n, w]`.
+fn gather<T: Real>(src: &[T], c: usize, j0: usize, w: usize, scale: Option<&[T]>, dst: &mut [T]) {
+    dst.par_chunks_mut(w)
+        .zip(src.par_chunks(c))
+        .enumerate()
+        .for_each(|(i, (d, s))| {
+            let s = &s[j0..j0 + w];
+            match scale {
+                Some(k) => d.iter_mut().zip(s).for_each(|(d, &x)| *d = x * k[i]),
+                None => d.copy_from_slice(s),
+            }
+        });
+}
+
+/// `dst[i, j0..j0 + w] = src[i, :]`, `src` `[n, w]`, `dst` `[n, c]`.
+fn scatter<T: Real>(src: &[T], dst: &mut [T], c: usize, j0: usize, w: usize) {
+    dst.par_chunks_mut(c)
+        .zip(src.par_chunks(w))
+        .for_each(|(d, s)| d[j0..j0 + w].copy_from_slice(s));
+}
+
+/// Backward of [`propagate`] for one image: writes `dP` (`[n, c]`) into `dp` and returns
+/// `dw` and, when asked, `dH`. The products run in column blocks as in the forward (whole
+/// width when `dH` is wanted: it needs `dV` and `dU` entire).
 #[allow(clippy::too_many_arguments)]
-pub fn backward<T: Real>(
+pub fn backward_image<T: Real>(
     g: &ImageGraph<T>,
-    dims: ConvDims,
+    (n, c): (usize, usize),
     cfg: &HypergraphConfig,
-    ctx: &ImageConvCtx<T>,
-    x: &[T],
-    theta: &[T],
+    sc: &Scalings<T>,
+    saved: ImageSaved<'_, T>,
     w: &[T],
     dy: &[T],
-    d_theta: &mut [T],
+    dp: &mut [T],
     need_dh: bool,
 ) -> ImageConvGrads<T> {
-    let ConvDims { n, dx, c } = dims;
-    let sc = &ctx.scalings;
     let ones = vec![T::one(); n];
-
-    let mut dv = dy.to_vec();
-    scale_rows(&mut dv, c, &sc.a_v);
-    let mut de = vec![T::zero(); n * c];
-    apply(&g.incidence, n, Side::Ht, &dv, c, &ones, &mut de);
-    let db = row_dots(&ctx.u, &de, c);
-    let mut du = de;
-    scale_rows(&mut du, c, &sc.b_e);
-    let mut dz = vec![T::zero(); n * c];
-    apply(&g.incidence, n, Side::H, &du, c, &ones, &mut dz);
-    let da = row_dots(&ctx.v, dy, c);
-    let ds = row_dots(&ctx.p, &dz, c);
-    let mut dp = dz;
-    scale_rows(&mut dp, c, &sc.s_v);
+    let cb = if need_dh { c } else { COL_BLOCK.min(c) };
+    let mut dv = vec![T::zero(); n * cb];
+    let mut de = vec![T::zero(); n * cb];
+    let mut part = vec![T::zero(); n * cb];
+    // P's block, when it is not the whole of P.
+    let mut pb = vec![T::zero(); if cb < c { n * cb } else { 0 }];
+    let (mut db, mut ds) = (vec![T::zero(); n], vec![T::zero(); n]);
+    let da = row_dots(saved.v, dy, c);
+    for j0 in (0..c).step_by(cb.max(1)) {
+        let w = cb.min(c - j0);
+        let (dv, de, part) = (&mut dv[..n * w], &mut de[..n * w], &mut part[..n * w]);
+        // dV = a_v ⊙ dY, dE = Hᵀ dV, dU = b_e ⊙ dE, dZ = H dU, dP = s_v ⊙ dZ.
+        gather(dy, c, j0, w, Some(&sc.a_v), dv);
+        apply(&g.incidence, n, Side::Ht, dv, w, &ones, de);
+        gather(saved.u, c, j0, w, None, part);
+        add_row_dots(&mut db, part, de, w);
+        scale_rows(de, w, &sc.b_e);
+        apply(&g.incidence, n, Side::H, de, w, &ones, part);
+        let dz = part;
+        if w == c {
+            add_row_dots(&mut ds, saved.p, dz, w);
+        } else {
+            let pb = &mut pb[..n * w];
+            gather(saved.p, c, j0, w, None, pb);
+            add_row_dots(&mut ds, pb, dz, w);
+        }
+        scale_rows(dz, w, &sc.s_v);
+        scatter(dz, dp, c, j0, w);
+    }
 
     let dd_v: Vec<T> = (0..n)
         .map(|i| {
@@ -193,35 +228,12 @@ pub fn backward<T: Real>(
         })
         .collect();
 
-    let mut dxv = vec![T::zero(); n * dx];
-    gemm(
-        &mut dxv,
-        (n, c, dx),
-        &dp,
-        Op::N,
-        theta,
-        Op::T,
-        T::one(),
-        false,
-        true,
-    );
-    gemm(
-        d_theta,
-        (dx, n, c),
-        x,
-        Op::T,
-        &dp,
-        Op::N,
-        T::one(),
-        true,
-        true,
-    );
-
     let dh = need_dh.then(|| {
-        // dH = Z dUᵀ + dV Eᵀ + dd_v wᵀ + 1 dd_eᵀ.
-        let mut z = ctx.p.clone();
+        // dH = Z dUᵀ + dV Eᵀ + dd_v wᵀ + 1 dd_eᵀ, with dV and dU (= b_e ⊙ dE) the whole
+        // width here.
+        let mut z = saved.p.to_vec();
         scale_rows(&mut z, c, &sc.s_v);
-        let mut e = ctx.u.clone();
+        let mut e = saved.u.to_vec();
         scale_rows(&mut e, c, &sc.b_e);
         let mut dh = vec![T::zero(); n * n];
         gemm(
@@ -229,7 +241,7 @@ pub fn backward<T: Real>(
             (n, c, n),
             &z,
             Op::N,
-            &du,
+            &de,
             Op::T,
             T::one(),
             false,
@@ -253,21 +265,29 @@ pub fn backward<T: Real>(
         }
         dh
     });
-    ImageConvGrads { dx: dxv, dw, dh }
+    ImageConvGrads { dw, dh }
 }
 
 pub(crate) fn scale_rows<T: Real>(m: &mut [T], c: usize, s: &[T]) {
     if c == 0 {
         return;
     }
-    for (row, &k) in m.chunks_mut(c).zip(s) {
+    m.par_chunks_mut(c).zip(s).for_each(|(row, &k)| {
         row.iter_mut().for_each(|x| *x = *x * k);
-    }
+    });
+}
+
+/// `acc[i] += ⟨a_i, b_i⟩` over rows of width `c`.
+fn add_row_dots<T: Real>(acc: &mut [T], a: &[T], b: &[T], c: usize) {
+    acc.par_iter_mut()
+        .zip(a.par_chunks(c).zip(b.par_chunks(c)))
+        .for_each(|(s, (x, y))| {
+            *s = *s + x.iter().zip(y).map(|(&p, &q)| p * q).sum::<T>();
+        });
 }
 
 fn row_dots<T: Real>(a: &[T], b: &[T], c: usize) -> Vec<T> {
-    a.chunks(c)
-        .zip(b.chunks(c))
-        .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p * q).sum())
-        .collect()
+    let mut out = vec![T::zero(); a.len() / c.max(1)];
+    add_row_dots(&mut out, a, b, c);
+    out
 }
