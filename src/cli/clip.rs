@@ -104,8 +104,8 @@ pub fn run_clip_embed(args: &ClipEmbedArgs) -> Result<()> {
         }
     };
     let dtype = parse_dtype(&args.dtype)?;
-    // LIMITATION: the CLI runs on the CPU; candle's CUDA backend is not enabled by this
-    // crate's features yet (a `--device` flag would follow a `cuda` build of candle).
+    // LIMITATION: `hipl clip-embed` runs on the CPU only; it has no `--device` flag (train
+    // and test have one, which needs the `candle-cuda` build).
     let dev = Device::Cpu;
     let model = ClipModel::load(&args.model, dtype, &dev)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;

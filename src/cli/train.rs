@@ -23,18 +23,18 @@ pub enum DeviceArg {
 
 impl DeviceArg {
     /// The candle device. `cuda` is an error unless candle itself was built with CUDA
-    /// support (candle-core's `cuda` feature), which this crate does not enable.
+    /// support (this crate's `candle-cuda` feature) and a GPU is present.
     pub fn device(self) -> Result<Device> {
         match self {
             DeviceArg::Cpu => Ok(Device::Cpu),
-            // LIMITATION: training and testing run on candle's CPU device only; the HSC's
-            // candle ops have no CUDA twin and candle-core is built without `cuda`. Wiring
-            // hipl's own CUDA kernels (feature `cuda`) into the candle ops would lift it.
+            // LIMITATION: on CUDA (feature `candle-cuda`) only the hypergraph ops' forwards
+            // run on hipl's kernels; their backward goes through the host, and this path has
+            // never run on a GPU here (no GPU was lent), only on the kernels' host emulator.
             DeviceArg::Cuda if candle_core::utils::cuda_is_available() => Ok(Device::new_cuda(0)?),
             DeviceArg::Cuda => Err(Error::invalid(
                 "--device",
-                "cpu (this build's candle has no CUDA support: candle-core is compiled \
-                 without its `cuda` feature, so training and testing run on the CPU)",
+                "cpu (this build's candle has no CUDA support: build with \
+                 `--features candle-cuda` on a machine with nvcc, or train on the CPU)",
                 "cuda",
             )),
         }
