@@ -98,7 +98,11 @@ pub fn train(steps: usize, log_every: usize) -> candle_core::Result<Report> {
     )?;
     // Larger than the usual initialisation, so the neighbours' term dominates the target.
     reseed(&teacher_vars, 3.0)?;
-    let target = |f: &Tensor| teacher.forward_with_global(f);
+    // Detached: the teacher is fixed, so no step backpropagates through it.
+    let target = |f: &Tensor| -> candle_core::Result<(Tensor, Tensor)> {
+        let (p, g) = teacher.forward_with_global(f)?;
+        Ok((p.detach(), g.detach()))
+    };
 
     let student_vars = VarMap::new();
     let student = Hsc::new(

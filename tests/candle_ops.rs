@@ -497,3 +497,57 @@ fn bad_inputs_give_errors_naming_the_argument() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_empty_batch_or_no_vertices_is_an_error_naming_the_features_with_or_without_a_separate_x() {
+    let cfg = HypergraphConfig::paper();
+    let theta = t(&[4, 3], -1.0, 1.0, 31);
+    let vm = VarMap::new();
+    let layer =
+        HypergraphConv::new(4, 3, cfg, VarBuilder::from_varmap(&vm, DType::F64, &CPU)).unwrap();
+    for (dims, expected) in [([0usize, 6, 4], "B >= 1"), ([2, 0, 4], "N >= 2")] {
+        let empty = Tensor::zeros(&dims, DType::F64, &CPU).unwrap();
+        let results = [
+            err_text(hypergraph_conv(&empty, None, &theta, None, &cfg)),
+            err_text(hypergraph_conv(&empty, Some(&empty), &theta, None, &cfg)),
+            err_text(layer.forward(&empty)),
+            err_text(layer.forward_x(&empty, &empty)),
+        ];
+        for msg in results {
+            assert!(
+                msg.contains("`features`") && msg.contains(expected),
+                "{dims:?}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn incidence_and_hsc_refuse_an_empty_batch_naming_the_features() {
+    let cfg = HypergraphConfig::paper();
+    let empty = Tensor::zeros((0, 6, 4), DType::F64, &CPU).unwrap();
+    let p = HscTensors {
+        theta: t(&[4, 4], -1.0, 1.0, 0),
+        a: t(&[3, 4], -1.0, 1.0, 0),
+        b: t(&[3], -1.0, 1.0, 0),
+        g_weight: t(&[2, 3], -1.0, 1.0, 0),
+        g_bias: t(&[2], -1.0, 1.0, 0),
+    };
+    let results = [
+        err_text(incidence(&empty, &cfg)),
+        err_text(hsc(&empty, None, &p, Activation::Relu, &cfg)),
+        err_text(hipl::candle::hsc_composed(
+            &empty,
+            None,
+            &p,
+            Activation::Relu,
+            &cfg,
+        )),
+    ];
+    for msg in results {
+        assert!(
+            msg.contains("`features`") && msg.contains("B >= 1"),
+            "{msg}"
+        );
+    }
+}

@@ -236,7 +236,7 @@ proptest! {
             wp.as_slice_mut().unwrap()[idx] += H;
             wm.as_slice_mut().unwrap()[idx] -= H;
             let num = (loss(&f, &theta, &wp, &r, &cfg) - loss(&f, &theta, &wm, &r, &cfg)) / (2.0 * H);
-            let ana = g.dweights.as_slice().unwrap()[idx];
+            let ana = g.dweights.as_ref().unwrap().as_slice().unwrap()[idx];
             prop_assert!(close(ana, num), "dW[{idx}] {cfg:?}: analytic {ana} numeric {num}");
         }
     }
@@ -367,7 +367,7 @@ proptest! {
             let lm = fd(&p, &f, &w);
             w.as_slice_mut().unwrap()[idx] = orig;
             let num = (lp - lm) / (2.0 * H);
-            prop_assert!(close(g.dweights.as_slice().unwrap()[idx], num), "dW[{idx}] {num}");
+            prop_assert!(close(g.dweights.as_ref().unwrap().as_slice().unwrap()[idx], num), "dW[{idx}] {num}");
         }
     }
 

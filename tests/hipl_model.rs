@@ -9,7 +9,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use hipl::model::clip::{ClipConfig, ClipModel, ClipTokenizer};
 use hipl::model::hipl::{
     dice_loss, focal_loss, gaussian_kernel, gaussian_smooth, hipl_loss, image_focal_loss,
-    upsample_bilinear, ExpertKind, Hipl, HiplConfig, HiplOutput, HscRule,
+    upsample_bilinear, ExpertKind, Hipl, HiplConfig, HiplOutput, HscRule, MAX_SIGMA,
 };
 use hipl::Error;
 
@@ -353,7 +353,7 @@ fn gaussian_smoothing_matches_a_hand_computed_1d_case() {
     for (g, w) in out.iter().zip(&want) {
         assert!((*g as f64 - w).abs() < 1e-6, "{out:?} vs {want:?}");
     }
-    assert_eq!(gaussian_kernel(4.0).len(), 33);
+    assert_eq!(gaussian_kernel(4.0).unwrap().len(), 33);
 
     // reflection at the border: an impulse at 0 keeps its mass (SciPy's reflect mode)
     let mut v = vec![0f32; 11];
@@ -367,6 +367,49 @@ fn gaussian_smoothing_matches_a_hand_computed_1d_case() {
     assert!((o[0] as f64 - (w[2] + w[1]) / s).abs() < 1e-6);
     assert!((o[1] as f64 - (w[3] + w[0]) / s).abs() < 1e-6);
     assert!((o[2] as f64 - w[4] / s).abs() < 1e-6);
+}
+
+#[test]
+fn a_sigma_below_an_eighth_pixel_gives_the_unit_kernel_not_nan() {
+    assert_eq!(gaussian_kernel(0.0).unwrap(), vec![1.0]);
+    // 2 sigma^2 underflows to 0 here: the old kernel was exp(0 / 0) = NaN
+    assert_eq!(gaussian_kernel(1e-200).unwrap(), vec![1.0]);
+    assert_eq!(gaussian_kernel(0.1).unwrap(), vec![1.0]);
+}
+
+#[test]
+fn sigma_outside_zero_to_max_sigma_is_refused_naming_sigma_the_range_and_the_value() {
+    assert_eq!(gaussian_kernel(MAX_SIGMA).unwrap().len(), 513);
+    let clip = clip_common::tiny(DType::F32).config;
+    let ok = HiplConfig::for_clip(&clip, S);
+    for (sigma, shown) in [
+        (-0.5, "-0.5"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+        (2.0 * MAX_SIGMA, "128"),
+    ] {
+        let c = HiplConfig {
+            sigma,
+            ..ok.clone()
+        };
+        let errors = [
+            gaussian_kernel(sigma).unwrap_err().to_string(),
+            c.validate(&clip).unwrap_err().to_string(),
+        ];
+        for msg in errors {
+            assert!(
+                msg.contains("`sigma`") && msg.contains("0..=64") && msg.contains(shown),
+                "{sigma}: {msg}"
+            );
+        }
+    }
+
+    // a checkpoint's configuration arrives as JSON: a huge sigma parses, then is refused
+    let mut json = serde_json::to_value(&ok).unwrap();
+    json["sigma"] = serde_json::json!(1e12);
+    let c: HiplConfig = serde_json::from_value(json).unwrap();
+    let msg = c.validate(&clip).unwrap_err().to_string();
+    assert!(msg.contains("`sigma`") && msg.contains("0..=64"), "{msg}");
 }
 
 #[test]

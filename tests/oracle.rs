@@ -59,7 +59,10 @@ fn fused_forward_and_backward_equal_dense_for_every_rule_mode_and_normalisation(
                 "dTheta {cfg:?}"
             );
             assert!(
-                max_abs_diff(slice(&g.dweights), slice(&gd.dweights)) < 1e-10,
+                max_abs_diff(
+                    slice(g.dweights.as_ref().unwrap()),
+                    slice(gd.dweights.as_ref().unwrap())
+                ) < 1e-10,
                 "dW {cfg:?}"
             );
         }
@@ -126,7 +129,12 @@ fn every_storage_gives_the_same_convolution_and_gradients() {
                 max_abs_diff(slice(&g.df), slice(&g0.df)) < 1e-10,
                 "{rule:?} {repr:?}"
             );
-            assert!(max_abs_diff(slice(&g.dweights), slice(&g0.dweights)) < 1e-10);
+            assert!(
+                max_abs_diff(
+                    slice(g.dweights.as_ref().unwrap()),
+                    slice(g0.dweights.as_ref().unwrap())
+                ) < 1e-10
+            );
             assert!(max_abs_diff(slice(&g.dtheta), slice(&g0.dtheta)) < 1e-10);
         }
     }
@@ -173,7 +181,10 @@ fn wide_outputs_and_many_vertices_equal_dense() {
             "dTheta {cfg:?}"
         );
         assert!(
-            max_abs_diff(slice(&g.dweights), slice(&gd.dweights)) < 1e-10,
+            max_abs_diff(
+                slice(g.dweights.as_ref().unwrap()),
+                slice(gd.dweights.as_ref().unwrap())
+            ) < 1e-10,
             "dW {cfg:?}"
         );
     }
@@ -270,4 +281,92 @@ fn incidence_gradient_of_the_convolution_matches_finite_differences() {
             );
         }
     }
+}
+
+/// With unit hyperedge weights (`None`) and hard incidence, the forward saves only the
+/// scalings and the backward streams column blocks straight into `dX` and `dΘ`; it gives
+/// the same gradients as the full backward with explicit unit weights, for every storage,
+/// across several images and output widths beyond one block (256 columns), with and without
+/// a separate `X`.
+#[test]
+fn lean_backward_without_weights_equals_the_full_backward() {
+    let (b, n, d, dx) = (3, 37, 6, 5);
+    let f = features(b, n, d, 0.4, 51);
+    let x = features(b, n, dx, 0.0, 52);
+    let ones = ndarray::Array2::<f64>::ones((b, n));
+    for c in [3, 256, 300, 600] {
+        let dy = features(b, n, c, 0.0, 53 + c as u64);
+        for repr in [
+            Representation::Bitmask,
+            Representation::Csr,
+            Representation::ComplementCsr,
+            Representation::Dense,
+        ] {
+            for (rule, norm) in [
+                (Rule::Threshold { top_k: None }, Normalization::Symmetric),
+                (Rule::Knn { k: 5 }, Normalization::RandomWalk),
+            ] {
+                let cfg = HypergraphConfig {
+                    rule,
+                    norm,
+                    tau: 0.1,
+                    representation: repr,
+                    ..HypergraphConfig::default()
+                };
+                for sep in [false, true] {
+                    let (xv, th) = if sep {
+                        (Some(x.view()), matrix(dx, c, 54))
+                    } else {
+                        (None, matrix(d, c, 54))
+                    };
+                    let grads = |w: Option<ndarray::ArrayView2<f64>>| {
+                        let (y, ctx) =
+                            hypergraph_conv_forward(f.view(), xv, th.view(), w, &cfg).unwrap();
+                        let g =
+                            hypergraph_conv_backward(&ctx, f.view(), xv, th.view(), w, dy.view())
+                                .unwrap();
+                        (y, g)
+                    };
+                    let (y0, g0) = grads(Some(ones.view()));
+                    let (y, g) = grads(None);
+                    let case = format!("c={c} {repr:?} {rule:?} separate x: {sep}");
+                    assert!(g.dweights.is_none(), "{case}");
+                    assert!(g0.dweights.is_some(), "{case}");
+                    assert!(max_abs_diff(slice(&y), slice(&y0)) < 1e-10, "{case}");
+                    assert!(max_abs_diff(slice(&g.df), slice(&g0.df)) < 1e-10, "{case}");
+                    assert!(
+                        max_abs_diff(slice(&g.dtheta), slice(&g0.dtheta)) < 1e-10,
+                        "{case}"
+                    );
+                    if sep {
+                        let (a, a0) = (g.dx.unwrap(), g0.dx.unwrap());
+                        assert!(max_abs_diff(slice(&a), slice(&a0)) < 1e-10, "{case}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A context saved without hyperedge weights holds nothing for their gradient: asking the
+/// backward for it is an error naming `weights`, not a wrong gradient.
+#[test]
+fn backward_with_weights_after_a_forward_without_them_is_an_error() {
+    let f = features(1, 8, 3, 0.4, 61);
+    let theta = matrix(3, 2, 62);
+    let w = positive(1, 8, 63);
+    let dy = features(1, 8, 2, 0.0, 64);
+    let cfg = HypergraphConfig::knn(3);
+    let (_, ctx) = hypergraph_conv_forward(f.view(), None, theta.view(), None, &cfg).unwrap();
+    let err = hypergraph_conv_backward(
+        &ctx,
+        f.view(),
+        None,
+        theta.view(),
+        Some(w.view()),
+        dy.view(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("weights"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! `hipl train` → `hipl test` → `--resume` through the CLI's run functions, on a tiny
 //! synthetic set with a tiny random CLIP; and the CLI's errors for bad devices and files.
 
+use hipl::cli::eval::{run_eval, Args as EvalArgs, AuproArg, Format};
 use hipl::cli::quickstart::{run_quickstart, QuickstartArgs};
 use hipl::cli::test::{run_test, TestArgs};
 use hipl::cli::train::{run_train, DatasetArg, DeviceArg, TrainArgs};
@@ -88,6 +89,8 @@ fn train_then_test_then_resume_through_the_cli() {
         batch_size: 4,
         overlays: 2,
         save_maps: true,
+        fpr_limit: 0.3,
+        aupro: AuproArg::Mvtec,
         device: DeviceArg::Cpu,
     };
     let metrics = run_test(&args, &mut table).unwrap();
@@ -134,10 +137,14 @@ fn cli_errors_name_the_device_and_the_files() {
     let (clip, data, classes) = setup(dir.path());
     let ckpt = dir.path().join("ckpt");
 
-    let mut args = train_args(&clip, &data, &classes[0], &ckpt, 1);
-    args.device = DeviceArg::Cuda;
-    let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
-    assert!(e.contains("--device") && e.contains("CUDA"), "{e}");
+    // a build with candle's CUDA support takes `--device cuda`
+    #[cfg(not(feature = "candle-cuda"))]
+    {
+        let mut args = train_args(&clip, &data, &classes[0], &ckpt, 1);
+        args.device = DeviceArg::Cuda;
+        let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("--device") && e.contains("CUDA"), "{e}");
+    }
 
     let mut args = train_args(&clip, &data, "nope", &ckpt, 1);
     args.classes = vec!["nope".into()];
@@ -166,10 +173,66 @@ fn cli_errors_name_the_device_and_the_files() {
         batch_size: 2,
         overlays: 0,
         save_maps: false,
+        fpr_limit: 0.3,
+        aupro: AuproArg::Mvtec,
         device: DeviceArg::Cpu,
     };
     let e = run_test(&args, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.contains("missing.json"), "{e}");
+}
+
+#[test]
+fn test_computes_aupro_with_the_variant_and_fpr_limit_it_is_given_as_eval_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, data, classes) = setup(dir.path());
+    let ckpt = dir.path().join("ckpt");
+    let summary = run_train(
+        &train_args(&clip, &data, &classes[0], &ckpt, 1),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let test_args = |fpr_limit: f64| TestArgs {
+        prompts: summary.checkpoint.clone(),
+        clip: None,
+        data: data.clone(),
+        dataset: DatasetArg::Mvtec,
+        out: dir.path().join("test"),
+        classes: vec![classes[1].clone()],
+        batch_size: 6,
+        overlays: 0,
+        save_maps: true,
+        fpr_limit,
+        aupro: AuproArg::MinmaxRescaled,
+        device: DeviceArg::Cpu,
+    };
+
+    let e = run_test(&test_args(1.5), &mut Vec::new()).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("`fpr_limit`") && e.contains("(0, 1]"), "{e}");
+
+    let args = test_args(0.1);
+    let metrics = run_test(&args, &mut Vec::new()).unwrap();
+    assert_eq!(metrics.pro, AuproArg::MinmaxRescaled.options(0.1));
+    let text = std::fs::read_to_string(args.out.join("metrics.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["metrics"]["aupro"]["variant"], "minmax-rescaled");
+    assert_eq!(json["metrics"]["aupro"]["fpr_limit"], 0.1);
+
+    // `hipl eval` on the saved maps with the same flags gives the same AUPRO
+    let saved = |what: &str| args.out.join(format!("maps/{}_{what}.npy", classes[1]));
+    let eval = run_eval(&EvalArgs {
+        scores: saved("scores"),
+        labels: saved("labels"),
+        maps: Some(saved("maps")),
+        masks: Some(saved("masks")),
+        class: classes[1].clone(),
+        fpr_limit: 0.1,
+        aupro: AuproArg::MinmaxRescaled,
+        format: Format::Json,
+    })
+    .unwrap();
+    assert!(metrics.mean.aupro.is_some());
+    assert_eq!(eval.mean.aupro, metrics.mean.aupro);
 }
 
 #[test]

@@ -169,6 +169,23 @@ fn broken_datasets_fail_naming_the_file() {
     assert!(e.to_string().contains("empty class"), "{e}");
 }
 
+#[test]
+fn check_files_names_the_first_bad_file_in_sample_order() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path(), 1, 6);
+    let ds = Dataset::mvtec(dir.path()).unwrap();
+    let samples = select(&ds, &[], Split::Test).unwrap();
+    let loader = Loader::new(samples, 2, 32, &Device::Cpu).unwrap();
+    for s in loader.samples() {
+        std::fs::write(&s.image, b"not a png").unwrap();
+    }
+    let first = &loader.samples()[0].image;
+    for _ in 0..4 {
+        let e = loader.check_files().unwrap_err();
+        assert_eq!(&path_of(&e), first, "{e}");
+    }
+}
+
 fn load_all(root: &Path) -> hipl::Result<()> {
     let ds = Dataset::mvtec(root)?;
     let loader = Loader::new(select(&ds, &[], Split::Test)?, 2, 32, &Device::Cpu)?;

@@ -11,19 +11,35 @@ use crate::real::Real;
 use crate::validate::{check_finite, check_shape, contiguous, flat};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
-/// Saved by [`conv_forward`]: per image the degree scalings, and for the batch
-/// `P = XΘ`, `U = Hᵀ Z` and `V = H E` (each `[B, N, C]`, row-major).
-// LIMITATION: P, U and V are kept whole ([B, N, C] each: 64 MiB at 4×1369×1024), so the
-// forward+backward peak is about torch's. Recomputing U and V in the backward's column
-// blocks (cheap for the sparse storages) and P from column blocks of Θ would shrink it to
-// the blocks' scratch, for one more XΘ product.
+/// Saved by [`conv_forward`]: per image the degree scalings and, when the backward will need
+/// them (hyperedge weights given, or soft / straight-through incidence), for the batch
+/// `P = XΘ`, `U = Hᵀ Z` and `V = H E` (each `[B, N, C]`, row-major). With unit weights and
+/// hard incidence nothing else is saved: the backward then needs only `dY`, `X` and `Θ`.
+// LIMITATION: with hyperedge weights or soft / straight-through incidence, P, U and V are
+// kept whole ([B, N, C] each: 64 MiB at 4×1369×1024), so that forward+backward peak is about
+// torch's. Recomputing U and V in the backward's column blocks (cheap for the sparse
+// storages) and P from column blocks of Θ would shrink it to the blocks' scratch, for one
+// more XΘ product.
 #[derive(Clone, Debug)]
 pub struct ConvCtx<T> {
     scalings: Vec<Scalings<T>>,
+    /// Whether `p`, `u` and `v` hold the forward's products (else they are empty).
+    full: bool,
     p: Vec<T>,
     u: Vec<T>,
     v: Vec<T>,
     dims: ConvDims,
+}
+
+/// What the forward keeps for the backward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Save {
+    /// Nothing (forward only).
+    Nothing,
+    /// The degree scalings only: enough for `dX` and `dΘ`.
+    Scalings,
+    /// The scalings and `P`, `U`, `V`: also `dw` and `dH`.
+    Full,
 }
 
 /// Gradients of the convolution's inputs.
@@ -33,8 +49,9 @@ pub struct ConvGrads<T> {
     pub dx: Array3<T>,
     /// `[Dx, C]`, summed over the batch.
     pub dtheta: Array2<T>,
-    /// `[B, N]`, the gradient of the hyperedge weights.
-    pub dweights: Array2<T>,
+    /// `[B, N]`, the gradient of the hyperedge weights, when weights were given (with the
+    /// default unit weights there is nothing to differentiate and it is `None`).
+    pub dweights: Option<Array2<T>>,
     /// `[B, N, N]`, `∂L/∂H`, when asked for (needed by `Soft`/`StraightThrough`).
     pub dh: Option<Array3<T>>,
 }
@@ -88,7 +105,7 @@ fn run<T: Real>(
     x: ArrayView3<T>,
     theta: ArrayView2<T>,
     weights: Option<ArrayView2<T>>,
-    save: bool,
+    save: Save,
 ) -> Result<(Array3<T>, Option<ConvCtx<T>>)> {
     let dims = validate(hg, &x, &theta, weights.as_ref())?;
     let ConvDims { n, dx, c } = dims;
@@ -121,7 +138,8 @@ fn run<T: Real>(
         false,
         true,
     );
-    let (p, mut u, mut v) = if save {
+    let full = save == Save::Full;
+    let (p, mut u, mut v) = if full {
         (
             y.clone(),
             vec![T::zero(); b * n * c],
@@ -133,7 +151,7 @@ fn run<T: Real>(
     // Images one after another, each parallel inside: only one image's scratch is alive.
     for (img, yb) in y.chunks_mut(n * c).enumerate() {
         let range = img * n * c..(img + 1) * n * c;
-        let saved = save.then(|| (&mut u[range.clone()], &mut v[range]));
+        let saved = full.then(|| (&mut u[range.clone()], &mut v[range]));
         kernel::propagate(hg.image(img), n, c, &scalings[img], yb, saved);
     }
     let y = Array3::from_shape_vec((b, n, c), y).expect("length b*n*c");
@@ -143,14 +161,15 @@ fn run<T: Real>(
         n,
         dx,
         c,
-        save,
+        saved = ?save,
         elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
         "hypergraph convolution"
     );
     Ok((
         y,
-        save.then_some(ConvCtx {
+        (save != Save::Nothing).then_some(ConvCtx {
             scalings,
+            full,
             p,
             u,
             v,
@@ -167,22 +186,31 @@ pub fn conv<T: Real>(
     theta: ArrayView2<T>,
     weights: Option<ArrayView2<T>>,
 ) -> Result<Array3<T>> {
-    Ok(run(hg, x, theta, weights, false)?.0)
+    Ok(run(hg, x, theta, weights, Save::Nothing)?.0)
 }
 
-/// Forward, saving `XΘ`, `Hᵀ Z` and `H E` per image for [`conv_backward`].
+/// Forward, saving what [`conv_backward`] needs: the degree scalings and, with hyperedge
+/// weights or soft / straight-through incidence, `XΘ`, `Hᵀ Z` and `H E` per image (for
+/// `dw` and `dH`).
 pub fn conv_forward<T: Real>(
     hg: &Hypergraph<T>,
     x: ArrayView3<T>,
     theta: ArrayView2<T>,
     weights: Option<ArrayView2<T>>,
 ) -> Result<(Array3<T>, ConvCtx<T>)> {
-    let (y, ctx) = run(hg, x, theta, weights, true)?;
+    let save = if weights.is_some() || hg.config().mode != IncidenceMode::Hard {
+        Save::Full
+    } else {
+        Save::Scalings
+    };
+    let (y, ctx) = run(hg, x, theta, weights, save)?;
     Ok((y, ctx.expect("saved when asked")))
 }
 
 /// Backward of [`conv_forward`], given the same inputs and `dy: [B, N, C]`. With `need_dh`
-/// also returns `∂L/∂H` (an `N × N` buffer per image).
+/// also returns `∂L/∂H` (an `N × N` buffer per image). With unit weights (`None`), hard
+/// incidence and no `dH`, it runs in column blocks straight into `dX` and `dΘ`, with scratch
+/// of two `[N, 256]` blocks.
 pub fn conv_backward<T: Real>(
     hg: &Hypergraph<T>,
     ctx: &ConvCtx<T>,
@@ -213,6 +241,41 @@ pub fn conv_backward<T: Real>(
     let ts = contiguous(&theta);
 
     let (xs, ts, dys) = (flat(&xs), flat(&ts), flat(&dys));
+
+    if !ctx.full {
+        if weights.is_some() || need_dh {
+            return Err(Error::invalid(
+                if need_dh { "need_dh" } else { "weights" },
+                "the inputs given to conv_forward (which had no hyperedge weights and hard \
+                 incidence, so it saved nothing for dweights or dH)",
+                if need_dh {
+                    "dH asked for"
+                } else {
+                    "hyperedge weights"
+                },
+            ));
+        }
+        let mut dxs = vec![T::zero(); b * n * dx];
+        let mut dtheta = vec![T::zero(); dx * c];
+        for img in 0..b {
+            kernel::backward_image_lean(
+                hg.image(img),
+                (n, dx, c),
+                &ctx.scalings[img],
+                &xs[img * n * dx..(img + 1) * n * dx],
+                ts,
+                &dys[img * n * c..(img + 1) * n * c],
+                &mut dxs[img * n * dx..(img + 1) * n * dx],
+                &mut dtheta,
+            );
+        }
+        return Ok(ConvGrads {
+            dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
+            dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
+            dweights: None,
+            dh: None,
+        });
+    }
 
     // dP per image through the incidence products, then dX = dP Θᵀ and dΘ = Xᵀ dP for the
     // whole batch in one product each.
@@ -269,7 +332,9 @@ pub fn conv_backward<T: Real>(
     Ok(ConvGrads {
         dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
         dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
-        dweights: Array2::from_shape_vec((b, n), dws).expect("length"),
+        dweights: weights
+            .is_some()
+            .then(|| Array2::from_shape_vec((b, n), dws).expect("length")),
         dh: need_dh.then(|| Array3::from_shape_vec((b, n, n), dhs).expect("length")),
     })
 }
@@ -291,7 +356,8 @@ pub struct HypergraphConvGrads<T> {
     /// Gradient of a separate `x`, when one was given.
     pub dx: Option<Array3<T>>,
     pub dtheta: Array2<T>,
-    pub dweights: Array2<T>,
+    /// Gradient of the hyperedge weights, when they were given.
+    pub dweights: Option<Array2<T>>,
 }
 
 /// Builds the hypergraph from `features` and convolves `x` (default: the features).

@@ -98,7 +98,8 @@ pub struct HscCtx<T> {
 pub struct HscGrads<T> {
     pub df: Array3<T>,
     pub dtheta: Array2<T>,
-    pub dweights: Array2<T>,
+    /// Gradient of the hyperedge weights, when they were given.
+    pub dweights: Option<Array2<T>>,
     pub da: Array2<T>,
     pub db: Array1<T>,
     pub dg_weight: Array2<T>,

@@ -9,9 +9,10 @@ use crate::autograd::{
 };
 use crate::error::Error;
 use crate::hypergraph::HypergraphConfig;
+use crate::validate::check_features_shape;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, Layout, Shape, Tensor};
-use ndarray::{Array3, ArrayView2, ArrayView3};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use std::borrow::Cow;
 
 /// Arguments: `fx: [B, N, D]` (the features, also the convolved `X`) or `[B, N, D + Dx]`
@@ -37,6 +38,12 @@ fn split<T: Copy>(fx: &[T], rows: usize, d: usize, dx: usize) -> (Vec<T>, Vec<T>
     (f, x)
 }
 
+/// The hyperedge weights' gradient of a backward that was given weights (the candle ops
+/// always pass their weights tensor, so the core computed it).
+pub(super) fn expect_dweights<T>(dw: Option<Array2<T>>) -> Array2<T> {
+    dw.expect("the candle ops pass hyperedge weights, so their gradient is computed")
+}
+
 /// The inverse of [`split`].
 fn join<T: Copy>(f: &[T], x: &[T], d: usize, dx: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(f.len() + x.len());
@@ -51,7 +58,8 @@ fn join<T: Copy>(f: &[T], x: &[T], d: usize, dx: usize) -> Vec<T> {
 struct Inputs<'a, T: Clone> {
     dims: (usize, usize, usize),
     f: Cow<'a, [T]>,
-    x: Option<Vec<T>>,
+    /// A separate `X: [B, N, Dx]` with its `Dx`.
+    x: Option<(Vec<T>, usize)>,
     theta: Cow<'a, [T]>,
     theta_dims: (usize, usize),
     w: Cow<'a, [T]>,
@@ -68,9 +76,10 @@ impl<T: Compute> Inputs<'_, T> {
     ) {
         let (b, n, d) = self.dims;
         let f = ArrayView3::from_shape((b, n, d), &self.f).expect("length");
-        let x = self.x.as_ref().map(|x| {
-            ArrayView3::from_shape((b, n, x.len() / (b * n)), x.as_slice()).expect("length")
-        });
+        let x = self
+            .x
+            .as_ref()
+            .map(|(x, dx)| ArrayView3::from_shape((b, n, *dx), x.as_slice()).expect("length"));
         let theta = ArrayView2::from_shape(self.theta_dims, &self.theta).expect("length");
         let w = ArrayView2::from_shape((b, n), &self.w).expect("length");
         (f, x, theta, w)
@@ -94,7 +103,7 @@ impl ConvOp {
                 Inputs {
                     dims: (b, n, d),
                     f: Cow::Owned(f),
-                    x: Some(x),
+                    x: Some((x, dx)),
                     theta,
                     theta_dims,
                     w,
@@ -194,7 +203,12 @@ impl ConvOp {
         Ok((
             host::tensor(dfx, dims, dtype, dev)?,
             host::tensor(host::into_vec(g.dtheta), theta_dims, dtype, dev)?,
-            host::tensor(host::into_vec(g.dweights), (b, n), dtype, dev)?,
+            host::tensor(
+                host::into_vec(expect_dweights(g.dweights)),
+                (b, n),
+                dtype,
+                dev,
+            )?,
         ))
     }
 }
@@ -281,8 +295,7 @@ pub fn hypergraph_conv(
     dtypes.extend(x.map(|x| ("x", x.dtype())));
     dtypes.extend(weights.map(|w| ("weights", w.dtype())));
     let dtype = host::common_dtype(&dtypes)?;
-    let fd = host::dims_of("features", features.shape(), 3, "3 dimensions [B, N, D]")?;
-    let (b, n) = (fd[0], fd[1]);
+    let (b, n, _) = check_features_shape("features", features.dims()).map_err(host::wrap)?;
     let fx = match x {
         Some(x) => {
             let xd = x.dims();

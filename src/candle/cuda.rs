@@ -10,7 +10,11 @@
 // LIMITATION: only the forwards run on the GPU. The ops' backward on CUDA tensors copies the
 // inputs and the gradient to the host, recomputes the forward there (no context is saved on
 // the GPU) and uploads the gradients; device backwards (`cuda::conv_backward_device`, plus
-// kernels for dweights and dH) called from `bwd` would lift it.
+// kernels for dweights and dH) called from `bwd` would lift it. Because the backward rebuilds
+// the hypergraph on the CPU, a near tie in a kNN or top-k selection (similarities equal to
+// within f32 rounding, which the two sides compute in different orders) can pick other
+// members than the GPU forward did: the gradient then belongs to a slightly different
+// structure. The same device backwards, reusing the forward's hypergraph, would lift it too.
 // LIMITATION: f64 CUDA tensors are refused (the kernels compute in f32), and bf16/f16 are cast
 // to f32 before the f32 kernels, matching the CPU op, rather than using the bf16/f16
 // tensor-core kernels; a dtype switch in `F32Storage` and `build_on_device::<T>` would use them.

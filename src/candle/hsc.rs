@@ -11,6 +11,7 @@ use super::host::{self, dispatch, Compute, Saved};
 use crate::autograd::{hsc_backward, hsc_forward, Activation, HscCtx, HscParams};
 use crate::error::Error;
 use crate::hypergraph::HypergraphConfig;
+use crate::validate::check_features_shape;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, Layout, Shape, Tensor};
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
@@ -209,7 +210,12 @@ impl HscOp {
         let plen = dparams.len();
         Ok((
             host::tensor(host::into_vec(g.df), (b, n, d), dtype, dev)?,
-            host::tensor(host::into_vec(g.dweights), (b, n), dtype, dev)?,
+            host::tensor(
+                host::into_vec(super::conv::expect_dweights(g.dweights)),
+                (b, n),
+                dtype,
+                dev,
+            )?,
             host::tensor(dparams, plen, dtype, dev)?,
         ))
     }
@@ -298,8 +304,7 @@ pub fn hsc(
     ];
     dtypes.extend(weights.map(|w| ("weights", w.dtype())));
     let dtype = host::common_dtype(&dtypes)?;
-    let fd = host::dims_of("features", features.shape(), 3, "3 dimensions [B, N, D]")?;
-    let (b, n, d) = (fd[0], fd[1], fd[2]);
+    let (b, n, d) = check_features_shape("features", features.dims()).map_err(host::wrap)?;
     let (d_out, e) = params.dims(d)?;
     let w = match weights {
         Some(w) if w.dims() != [b, n] => {
@@ -351,7 +356,7 @@ pub fn hsc_composed(
     activation: Activation,
     cfg: &HypergraphConfig,
 ) -> candle_core::Result<(Tensor, Tensor)> {
-    let d = host::dims_of("features", features.shape(), 3, "3 dimensions [B, N, D]")?[2];
+    let (_, _, d) = check_features_shape("features", features.dims()).map_err(host::wrap)?;
     params.dims(d)?;
     let y = super::hypergraph_conv(features, None, &params.theta, weights, cfg)?;
     let act = match activation {

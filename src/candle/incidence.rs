@@ -4,6 +4,7 @@
 use super::host::{self, dispatch, Compute, Saved};
 use crate::autograd::{incidence_backward, incidence_forward, IncidenceCtx};
 use crate::hypergraph::{Hypergraph, HypergraphConfig, IncidenceMode};
+use crate::validate::check_features_shape;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Shape, Tensor};
 use ndarray::ArrayView3;
@@ -110,7 +111,7 @@ impl CustomOp1 for IncidenceOp {
 /// hypergraph alive with the graph for the backward.
 pub fn incidence(features: &Tensor, cfg: &HypergraphConfig) -> candle_core::Result<Tensor> {
     host::common_dtype(&[("features", features.dtype())])?;
-    host::dims_of("features", features.shape(), 3, "3 dimensions [B, N, D]")?;
+    check_features_shape("features", features.dims()).map_err(host::wrap)?;
     let op = IncidenceOp {
         cfg: *cfg,
         saved: Saved::default(),

@@ -128,8 +128,8 @@ fn run_typed<T: NpyReal>(args: &ConvArgs, out: &mut dyn Write) -> Result<()> {
         written.push(write_in(dir, "dX.npy", dx)?);
     }
     written.push(write_in(dir, "dTheta.npy", &grads.dtheta)?);
-    if weights.is_some() {
-        written.push(write_in(dir, "dW.npy", &grads.dweights)?);
+    if let Some(dw) = &grads.dweights {
+        written.push(write_in(dir, "dW.npy", dw)?);
     }
     emit(
         out,

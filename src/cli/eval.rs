@@ -15,6 +15,17 @@ pub enum AuproArg {
     MinmaxRescaled,
 }
 
+impl AuproArg {
+    /// The AUPRO options of this variant over FPR in `[0, fpr_limit]` (not yet checked).
+    pub fn options(self, fpr_limit: f64) -> ProOptions {
+        let variant = match self {
+            AuproArg::Mvtec => ProVariant::Mvtec,
+            AuproArg::MinmaxRescaled => ProVariant::MinMaxRescaled,
+        };
+        ProOptions { fpr_limit, variant }
+    }
+}
+
 /// What `hipl eval` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -103,13 +114,7 @@ pub fn run_eval(args: &Args) -> Result<Metrics> {
         }
     };
 
-    let pro = ProOptions {
-        fpr_limit: args.fpr_limit,
-        variant: match args.aupro {
-            AuproArg::Mvtec => ProVariant::Mvtec,
-            AuproArg::MinmaxRescaled => ProVariant::MinMaxRescaled,
-        },
-    };
+    let pro = args.aupro.options(args.fpr_limit);
     let outputs = [ClassOutputs {
         class: args.class.clone(),
         scores,

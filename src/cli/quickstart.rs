@@ -3,6 +3,7 @@
 //! train HiPL on some classes, test it zero-shot on the held-out ones, print the metrics.
 
 use crate::cli::emit;
+use crate::cli::eval::AuproArg;
 use crate::cli::test::{run_test, TestArgs};
 use crate::cli::train::{run_train, DatasetArg, DeviceArg, TrainArgs};
 use crate::error::{Error, Result};
@@ -160,6 +161,8 @@ pub fn run_quickstart(args: &QuickstartArgs, out: &mut dyn Write) -> Result<Quic
             batch_size: args.batch_size,
             overlays: 4,
             save_maps: false,
+            fpr_limit: 0.3,
+            aupro: AuproArg::Mvtec,
             device: DeviceArg::Cpu,
         },
         out,

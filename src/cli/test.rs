@@ -2,9 +2,10 @@
 //! metrics per class (`metrics.json` and a table), anomaly-map overlays, optionally the maps.
 
 use crate::cli::emit;
+use crate::cli::eval::AuproArg;
 use crate::cli::train::{DatasetArg, DeviceArg};
 use crate::error::{Error, Result};
-use crate::eval::{Metrics, ProOptions};
+use crate::eval::Metrics;
 use crate::train::{load_model, test, TestOptions};
 use serde_json::json;
 use std::io::Write;
@@ -40,13 +41,23 @@ pub struct TestArgs {
     /// Also write each class's maps, masks, scores and labels as .npy under maps/.
     #[arg(long)]
     pub save_maps: bool,
+    /// Upper end of the FPR range AUPRO integrates over, in (0, 1].
+    #[arg(long, default_value_t = 0.3)]
+    pub fpr_limit: f64,
+    /// How AUPRO is integrated and normalised (as `hipl eval --aupro`).
+    #[arg(long, value_enum, default_value_t = AuproArg::Mvtec)]
+    pub aupro: AuproArg,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
 }
 
-/// Tests the checkpoint, writes `metrics.json` and the overlays, and prints the table.
+/// Tests the checkpoint, writes `metrics.json` (the metrics with the AUPRO variant and FPR
+/// limit they were computed with) and the overlays, and prints the table.
 pub fn run_test(args: &TestArgs, out: &mut dyn Write) -> Result<Metrics> {
     let start = Instant::now();
+    // Checked before the model loads: a bad limit fails at once, not after the test run.
+    let pro = args.aupro.options(args.fpr_limit);
+    pro.validate()?;
     let device = args.device.device()?;
     let (model, ck) = load_model(&args.prompts, args.clip.as_deref(), &device)?;
     let dataset = args.dataset.open(&args.data)?;
@@ -54,7 +65,7 @@ pub fn run_test(args: &TestArgs, out: &mut dyn Write) -> Result<Metrics> {
         batch_size: args.batch_size,
         overlays: args.overlays,
         save_maps: args.save_maps,
-        pro: ProOptions::default(),
+        pro,
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let metrics = test(&model, &dataset, &args.classes, &args.out, &opts, &device)?;

@@ -4,7 +4,7 @@
 //! with `b_e = w_e / d_e`, and `s_v = a_v = d_v^-1/2` (symmetric) or `s_v = 1`,
 //! `a_v = d_v^-1` (random walk).
 
-use super::gemm::{gemm, Op};
+use super::gemm::{gemm, gemm_blocks, Block, Op};
 use super::spmm::{apply, matvec, Side};
 use crate::error::{Error, Result};
 use crate::hypergraph::{HypergraphConfig, ImageGraph, Normalization, ZeroDegree};
@@ -266,6 +266,59 @@ pub fn backward_image<T: Real>(
         dh
     });
     ImageConvGrads { dw, dh }
+}
+
+/// Columns per block of [`backward_image_lean`]: wider than [`COL_BLOCK`] so that the
+/// `dX += dP_J Θ_Jᵀ` products, whose inner dimension is the block width, stay efficient.
+pub const LEAN_COL_BLOCK: usize = 256;
+
+/// Backward of [`propagate`] for one image when neither `dw` nor `dH` is wanted (unit
+/// hyperedge weights, hard incidence): the operator is then applied to `dY` alone and
+/// nothing of the forward is needed but the scalings. For each block `J` of
+/// [`LEAN_COL_BLOCK`] columns, `dP_J = s_v ⊙ H (b_e ⊙ Hᵀ (a_v ⊙ dY_J))` goes straight into
+/// `dX += dP_J Θ_Jᵀ` (`dx`: `[n, dx]`) and `dΘ_J += Xᵀ dP_J` (`dtheta`: `[dx, c]`), so the
+/// scratch is two `[n, block]` buffers whatever `c` is.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_image_lean<T: Real>(
+    g: &ImageGraph<T>,
+    (n, dx, c): (usize, usize, usize),
+    sc: &Scalings<T>,
+    x: &[T],
+    theta: &[T],
+    dy: &[T],
+    dx_out: &mut [T],
+    dtheta: &mut [T],
+) {
+    let cb = LEAN_COL_BLOCK.min(c);
+    let mut a = vec![T::zero(); n * cb];
+    let mut b = vec![T::zero(); n * cb];
+    for j0 in (0..c).step_by(cb.max(1)) {
+        let w = cb.min(c - j0);
+        let (a, b) = (&mut a[..n * w], &mut b[..n * w]);
+        gather(dy, c, j0, w, Some(&sc.a_v), a);
+        apply(&g.incidence, n, Side::Ht, a, w, &sc.b_e, b);
+        apply(&g.incidence, n, Side::H, b, w, &sc.s_v, a);
+        let dp = Block {
+            data: &a[..],
+            rows: n,
+            cols: w,
+            stride: w,
+        };
+        let theta_j = Block {
+            data: &theta[j0..],
+            rows: dx,
+            cols: w,
+            stride: c,
+        };
+        let xb = Block {
+            data: x,
+            rows: n,
+            cols: dx,
+            stride: dx,
+        };
+        gemm_blocks(dx_out, (n, dx, dx), dp, Op::N, theta_j, Op::T, true);
+        gemm_blocks(&mut dtheta[j0..], (dx, w, c), xb, Op::T, dp, Op::N, true);
+    }
 }
 
 pub(crate) fn scale_rows<T: Real>(m: &mut [T], c: usize, s: &[T]) {

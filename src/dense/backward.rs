@@ -163,7 +163,7 @@ pub fn backward<T: Real>(
         df: Array3::from_shape_vec((b, n, d), df).expect("length"),
         dx: x_given.then(|| Array3::from_shape_vec((b, n, dx), dxs).expect("length")),
         dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
-        dweights: Array2::from_shape_vec((b, n), dw).expect("length"),
+        dweights: Some(Array2::from_shape_vec((b, n), dw).expect("length")),
     })
 }
 

@@ -47,6 +47,20 @@ pub struct ProOptions {
     pub variant: ProVariant,
 }
 
+impl ProOptions {
+    /// Checks the FPR limit: in `(0, 1]`.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.fpr_limit > 0.0 && self.fpr_limit <= 1.0) {
+            return Err(Error::invalid(
+                "fpr_limit",
+                "a value in (0, 1]",
+                self.fpr_limit,
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ProOptions {
     fn default() -> Self {
         ProOptions {
@@ -94,13 +108,7 @@ pub fn pixel_metrics<T: Copy + Into<f64> + Sync>(
     masks: ArrayView3<'_, u8>,
     opts: &ProOptions,
 ) -> Result<PixelMetrics> {
-    if !(opts.fpr_limit > 0.0 && opts.fpr_limit <= 1.0) {
-        return Err(Error::invalid(
-            "fpr_limit",
-            "a value in (0, 1]",
-            opts.fpr_limit,
-        ));
-    }
+    opts.validate()?;
     if maps.dim() != masks.dim() {
         return Err(Error::shape(
             "masks",

@@ -174,10 +174,13 @@ impl Loader {
     }
 
     /// Reads every image and mask once, so bad data fails before training starts rather
-    /// than epochs into it. Fails naming the first bad file.
+    /// than epochs into it. Fails naming the first bad file in sample order (the files are
+    /// read in parallel; the error is the same on every run).
     pub fn check_files(&self) -> Result<()> {
-        self.samples
+        let first_bad = self
+            .samples
             .par_iter()
-            .try_for_each(|s| load_sample(s, 8).map(|_| ()))
+            .find_map_first(|s| load_sample(s, 8).err());
+        first_bad.map_or(Ok(()), Err)
     }
 }

@@ -210,7 +210,8 @@ pub struct HiplConfig {
     pub hsc: HscSettings,
     /// Divides the cosine similarities (0.07).
     pub temperature: f64,
-    /// Gaussian smoothing of test maps, in pixels (4).
+    /// Gaussian smoothing of test maps, in pixels (4; `0`: none; at most
+    /// [`MAX_SIGMA`](super::MAX_SIGMA) = 64).
     pub sigma: f64,
 }
 
@@ -333,9 +334,7 @@ impl HiplConfig {
                 self.temperature,
             ));
         }
-        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
-            return Err(Error::invalid("sigma", "a finite number >= 0", self.sigma));
-        }
+        super::maps::check_sigma(self.sigma)?;
         let g = self.grid(clip);
         self.hsc.validate(g * g)
     }

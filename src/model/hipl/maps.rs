@@ -47,15 +47,37 @@ impl HiplOutput {
     }
 }
 
+/// The largest smoothing `sigma` taken, in pixels: a radius-256 kernel, already wider than
+/// the 518 px maps of the paper's setting. The cap keeps a checkpoint's configuration from
+/// asking for a kernel (and reflected padding) that exhausts memory.
+pub const MAX_SIGMA: f64 = 64.0;
+
+/// Checks a smoothing `sigma`: finite and in `0..=MAX_SIGMA`.
+pub(crate) fn check_sigma(sigma: f64) -> Result<()> {
+    if !(sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&sigma)) {
+        return Err(Error::invalid(
+            "sigma",
+            format!("a finite number in 0..={MAX_SIGMA} (pixels)"),
+            sigma,
+        ));
+    }
+    Ok(())
+}
+
 /// The 1-D Gaussian of `sigma` truncated at radius `floor(4 sigma + 0.5)` (SciPy's
-/// `gaussian_filter` with `truncate = 4`), normalised to sum 1.
-pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
+/// `gaussian_filter` with `truncate = 4`), normalised to sum 1. A radius of 0 (`sigma < 1/8`,
+/// `sigma = 0` included) gives `[1.0]`, no smoothing. `sigma` must be in `0..=MAX_SIGMA`.
+pub fn gaussian_kernel(sigma: f64) -> Result<Vec<f32>> {
+    check_sigma(sigma)?;
     let r = (4.0 * sigma + 0.5).floor() as i64;
+    if r == 0 {
+        return Ok(vec![1.0]);
+    }
     let w: Vec<f64> = (-r..=r)
         .map(|k| (-((k * k) as f64) / (2.0 * sigma * sigma)).exp())
         .collect();
     let s: f64 = w.iter().sum();
-    w.iter().map(|v| (v / s) as f32).collect()
+    Ok(w.iter().map(|v| (v / s) as f32).collect())
 }
 
 /// Index `i` of a padded axis mapped into `0..n` by SciPy's `reflect` mode
@@ -83,18 +105,17 @@ fn smooth_axis1(x: &Tensor, kernel: &Tensor, r: usize) -> Result<Tensor> {
 
 /// Gaussian smoothing of `maps: [B, H, W]` with `sigma` px, as two 1-D convolutions of
 /// radius `4 sigma` with reflected borders (SciPy's `gaussian_filter` defaults, which
-/// AnomalyCLIP applies to its test maps); `sigma = 0` returns the maps unchanged.
-/// Computes in f32 on the maps' device and returns f32.
+/// AnomalyCLIP applies to its test maps); `sigma = 0` returns the maps unchanged, and
+/// `sigma` above [`MAX_SIGMA`] is an error. Computes in f32 on the maps' device and returns
+/// f32.
 pub fn gaussian_smooth(maps: &Tensor, sigma: f64) -> Result<Tensor> {
-    if !(sigma.is_finite() && sigma >= 0.0) {
-        return Err(Error::invalid("sigma", "a finite number >= 0", sigma));
-    }
+    check_sigma(sigma)?;
     let dims = maps.dims();
     if dims.len() != 3 || dims.contains(&0) {
         return Err(Error::shape("maps", "[B, H, W] with no empty side", dims));
     }
     let maps = maps.to_dtype(DType::F32)?;
-    let kernel = gaussian_kernel(sigma);
+    let kernel = gaussian_kernel(sigma)?;
     if kernel.len() == 1 {
         return Ok(maps);
     }

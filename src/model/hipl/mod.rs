@@ -39,7 +39,7 @@ mod moepler;
 
 pub use config::{ExpertKind, HiplConfig, HscActivation, HscMode, HscNorm, HscRule, HscSettings};
 pub use loss::{dice_loss, focal_loss, hipl_loss, image_focal_loss, LossParts};
-pub use maps::{gaussian_kernel, gaussian_smooth, upsample_bilinear, HiplOutput};
+pub use maps::{gaussian_kernel, gaussian_smooth, upsample_bilinear, HiplOutput, MAX_SIGMA};
 pub use moepler::{MoePler, MoePrompts};
 
 /// The normal template's words after the prompt tokens.
@@ -52,6 +52,13 @@ pub const ABNORMAL_TEMPLATE: &str = "damaged object .";
 // LIMITATION: the text side has only the MoEPLer's prefix prompts; AnomalyCLIP's learnable
 // deep text prompts (`TextPrompts::deep`) are not added. A `Var` per deep layer passed as
 // `TextPrompts::deep_at` would add them.
+// LIMITATION: only the AnomalyCLIP-based HiPL is built. The paper's AdaCLIP variant (AdaCLIP:
+// static and dynamic hybrid prompts inserted into both the text and the image encoder at
+// several layers, and hybrid semantic fusion of the layers' patch maps; HiPL's `P_V^H` then
+// going into both encoders) is not. A `HiplVariant` in `HiplConfig` choosing, per encoder,
+// static learnable tokens plus `F^g`-driven dynamic ones at `vision_prompt_layers` (text
+// side through `TextPrompts::deep_at`), and an AdaCLIP fusion step in `HiplOutput`, would
+// add it.
 #[derive(Debug, Clone)]
 pub struct Hipl {
     config: HiplConfig,
