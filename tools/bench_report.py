@@ -57,6 +57,20 @@ def ratio(a, b, key):
     return a[key] / b[key]
 
 
+def coverage(results):
+    """Which cases ran, grouped by the rules, modes and passes they share."""
+    by_kind = {}
+    for row in results["rows"]:
+        shape = f"{row['b']}×{row['n']}×{row['d']}"
+        by_kind.setdefault(shape, set()).add((row["rule"], row["mode"], row["pass"]))
+    groups = {}
+    for shape, kinds in by_kind.items():
+        key = ", ".join(sorted({k[0] for k in kinds})) + " / " + ", ".join(
+            sorted({k[1] for k in kinds})) + " / " + ", ".join(sorted({k[2] for k in kinds}))
+        groups.setdefault(key, []).append(shape)
+    return "; ".join(f"{', '.join(shapes)} ({key})" for key, shapes in groups.items())
+
+
 def fmt_x(r):
     return f"{r:.2f}×" if r is not None else "–"
 
@@ -141,6 +155,10 @@ def markdown(results):
         f"{results.get('max_naive_n', results['max_dense_n'])} and hipl dense at N > "
         f"{results['max_dense_n']} (at N = 4096 one image is ~7e11 flops: minutes per run on "
         f"2 cores).",
+        f"- Cases run: {coverage(results)}. Trimmed from the grid N ∈ {{196, 576, 1369, "
+        f"4096}} × D ∈ {{768, 1024}} × B ∈ {{1, 8}} × three rules × hard/soft to fit about "
+        f"15 minutes on 2 cores: top-k and soft incidence run at the headline shape only, "
+        f"D = 768 only where listed.",
         "",
         "## Targets",
         "",

@@ -31,6 +31,16 @@
 //! let theta = Tensor::randn(0f32, 1.0, (8, 4), &dev).unwrap();
 //! let y = hypergraph_conv(&f, None, &theta, None, &HypergraphConfig::knn(4)).unwrap();
 //! assert_eq!(y.dims(), &[2, 16, 4]);
+//!
+//! // An HSC layer whose parameters live in a VarMap (or load from safetensors).
+//! use candle_core::DType;
+//! use candle_nn::{VarBuilder, VarMap};
+//! use hipl::candle::{Hsc, HscConfig};
+//! let varmap = VarMap::new();
+//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+//! let layer = Hsc::new(8, HscConfig::new(8, 3), vb.pp("hsc")).unwrap();
+//! let (patches, global) = layer.forward_with_global(&f).unwrap();
+//! assert_eq!((patches.dims(), global.dims()), (&[2, 16, 8][..], &[2, 3][..]));
 //! ```
 
 mod conv;
