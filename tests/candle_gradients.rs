@@ -131,7 +131,9 @@ fn configs() -> Vec<HypergraphConfig> {
     out
 }
 
-fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
+/// `weighted`: whether the op gets hyperedge weights (without them the core takes the lean
+/// backward under hard incidence and gives no weight gradient).
+fn conv_case(cfg: &HypergraphConfig, separate_x: bool, weighted: bool, seed: u64) {
     let (b, n, d, c) = (2, 7, 4, 3);
     let dx = if separate_x { 3 } else { d };
     let fv = Var::from_tensor(&t(&[b, n, d], -1.0, 1.0, seed)).unwrap();
@@ -140,7 +142,8 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
     let wv = Var::from_tensor(&t(&[b, n], 0.2, 2.0, seed + 3)).unwrap();
     let r = t(&[b, n, c], -1.0, 1.0, seed + 4);
     let x = separate_x.then_some(xv.as_tensor());
-    let forward = || hypergraph_conv(&fv, x, &thv, Some(&wv), cfg).unwrap();
+    let wt = weighted.then_some(wv.as_tensor());
+    let forward = || hypergraph_conv(&fv, x, &thv, wt, cfg).unwrap();
     let loss = || {
         (forward() * &r)
             .unwrap()
@@ -159,30 +162,30 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
 
     let (f, xs, th, w, rs) = (flat(&fv), flat(&xv), flat(&thv), flat(&wv), flat(&r));
     let xview = separate_x.then(|| view3(&xs, &xv));
-    let (_, ctx) = hypergraph_conv_forward(
-        view3(&f, &fv),
-        xview,
-        view2(&th, &thv),
-        Some(view2(&w, &wv)),
-        cfg,
-    )
-    .unwrap();
+    let wview = weighted.then(|| view2(&w, &wv));
+    let (_, ctx) =
+        hypergraph_conv_forward(view3(&f, &fv), xview, view2(&th, &thv), wview, cfg).unwrap();
     let g = hypergraph_conv_backward(
         &ctx,
         view3(&f, &fv),
         xview,
         view2(&th, &thv),
-        Some(view2(&w, &wv)),
+        wview,
         view3(&rs, &r),
     )
     .unwrap();
     assert_same("features", grads.get(&fv), g.df.as_slice().unwrap());
     assert_same("theta", grads.get(&thv), g.dtheta.as_slice().unwrap());
-    assert_same(
-        "weights",
-        grads.get(&wv),
-        g.dweights.as_ref().unwrap().as_slice().unwrap(),
-    );
+    if weighted {
+        assert_same(
+            "weights",
+            grads.get(&wv),
+            g.dweights.as_ref().unwrap().as_slice().unwrap(),
+        );
+        assert_fd("weights", &wv, grads.get(&wv).unwrap(), &loss, &always);
+    } else {
+        assert!(g.dweights.is_none() && grads.get(&wv).is_none());
+    }
     if separate_x {
         assert_same(
             "x",
@@ -192,7 +195,6 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
         assert_fd("x", &xv, grads.get(&xv).unwrap(), &loss, &always);
     }
     assert_fd("theta", &thv, grads.get(&thv).unwrap(), &loss, &always);
-    assert_fd("weights", &wv, grads.get(&wv).unwrap(), &loss, &always);
     if cfg.mode != IncidenceMode::StraightThrough {
         let base = flat(&incidence(&fv, &cfg.with_mode(IncidenceMode::Hard)).unwrap());
         let stable = || same_structure(&fv, cfg, &base);
@@ -203,7 +205,14 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, seed: u64) {
 #[test]
 fn conv_gradients_through_candle_match_the_direct_backward_and_finite_differences() {
     for (k, cfg) in configs().iter().enumerate() {
-        conv_case(cfg, false, 100 + 10 * k as u64);
+        conv_case(cfg, false, true, 100 + 10 * k as u64);
+    }
+}
+
+#[test]
+fn conv_gradients_without_weights_match_in_every_mode() {
+    for (k, cfg) in configs().iter().enumerate() {
+        conv_case(cfg, k % 2 == 0, false, 300 + 10 * k as u64);
     }
 }
 
@@ -218,7 +227,7 @@ fn conv_gradients_with_a_separate_x_match_in_every_mode() {
             alpha: 4.0,
             ..HypergraphConfig::knn(3).with_mode(mode)
         };
-        conv_case(&cfg, true, 7);
+        conv_case(&cfg, true, true, 7);
     }
 }
 
@@ -273,7 +282,8 @@ fn incidence_gradients_match_the_direct_backward_and_finite_differences() {
     assert!(grads.get(&fv).is_none());
 }
 
-fn hsc_case(cfg: HypergraphConfig, seed: u64) {
+/// `weighted`: whether the layer has learnable hyperedge weights.
+fn hsc_case(cfg: HypergraphConfig, weighted: bool, seed: u64) {
     let (b, n, d) = (2, 8, 4);
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F64, &CPU);
@@ -282,12 +292,14 @@ fn hsc_case(cfg: HypergraphConfig, seed: u64) {
         activation: Activation::GeluTanh,
         d_out: 3,
         global_dim: 2,
-        edge_weights: Some(n),
+        edge_weights: weighted.then_some(n),
     };
     let layer = Hsc::new(d, config, vb).unwrap();
     // Random (not all-ones) hyperedge weights, so their gradient is a general one.
-    let wvar = vm.data().lock().unwrap()["weights"].clone();
-    wvar.set(&t(&[n], 0.3, 1.7, seed)).unwrap();
+    let wvar = weighted.then(|| vm.data().lock().unwrap()["weights"].clone());
+    if let Some(wvar) = &wvar {
+        wvar.set(&t(&[n], 0.3, 1.7, seed)).unwrap();
+    }
     let fv = Var::from_tensor(&t(&[b, n, d], -1.0, 1.0, seed + 1)).unwrap();
     let (rp, rg) = (
         t(&[b, n, 3], -1.0, 1.0, seed + 2),
@@ -302,30 +314,33 @@ fn hsc_case(cfg: HypergraphConfig, seed: u64) {
 
     let params = layer.to_params::<f64>().unwrap();
     let f = flat(&fv);
-    let w = Array2::from_shape_fn((b, n), |(_, j)| flat(&wvar)[j]);
+    let w = wvar
+        .as_ref()
+        .map(|wvar| Array2::from_shape_fn((b, n), |(_, j)| flat(wvar)[j]));
     let (rps, rgs) = (flat(&rp), flat(&rg));
-    let (_, ctx) = hsc_forward(view3(&f, &fv), Some(w.view()), &params, &cfg).unwrap();
+    let wview = w.as_ref().map(|w| w.view());
+    let (_, ctx) = hsc_forward(view3(&f, &fv), wview, &params, &cfg).unwrap();
     let g = hsc_backward(
         &ctx,
         view3(&f, &fv),
-        Some(w.view()),
+        wview,
         &params,
         Some(view3(&rps, &rp)),
         Some(view2(&rgs, &rg)),
     )
     .unwrap();
     let vars = vm.data().lock().unwrap().clone();
-    let direct: [(&str, Vec<f64>); 6] = [
+    let mut direct: Vec<(&str, Vec<f64>)> = vec![
         ("theta", g.dtheta.iter().copied().collect()),
         ("a.weight", g.da.iter().copied().collect()),
         ("a.bias", g.db.to_vec()),
         ("global.weight", g.dg_weight.iter().copied().collect()),
         ("global.bias", g.dg_bias.to_vec()),
-        (
-            "weights",
-            g.dweights.as_ref().unwrap().sum_axis(Axis(0)).to_vec(),
-        ),
     ];
+    match &g.dweights {
+        Some(dw) => direct.push(("weights", dw.sum_axis(Axis(0)).to_vec())),
+        None => assert!(!weighted && !vars.contains_key("weights")),
+    }
     for (name, want) in &direct {
         let var = &vars[*name];
         assert_same(name, grads.get(var), want);
@@ -354,7 +369,8 @@ fn hsc_module_gradients_match_the_direct_backward_and_finite_differences() {
                 alpha: 4.0,
                 ..HypergraphConfig::top_k(5).with_mode(mode).with_norm(norm)
             };
-            hsc_case(cfg, 40 + k as u64);
+            hsc_case(cfg, true, 40 + k as u64);
+            hsc_case(cfg, false, 60 + k as u64);
         }
     }
 }

@@ -22,6 +22,10 @@ struct ConvOp {
     cfg: HypergraphConfig,
     /// `Dx` when a separate `X` is packed after the features.
     x_channels: Option<usize>,
+    /// Whether the caller gave hyperedge weights. Without them the weights argument is a
+    /// placeholder of ones that the core never sees (so that, with hard incidence, it takes
+    /// the lean backward and computes no weight gradient).
+    weighted: bool,
     /// Whether the forward keeps its context for a backward.
     save: bool,
     saved: Saved,
@@ -38,10 +42,16 @@ fn split<T: Copy>(fx: &[T], rows: usize, d: usize, dx: usize) -> (Vec<T>, Vec<T>
     (f, x)
 }
 
-/// The hyperedge weights' gradient of a backward that was given weights (the candle ops
-/// always pass their weights tensor, so the core computed it).
-pub(super) fn expect_dweights<T>(dw: Option<Array2<T>>) -> Array2<T> {
-    dw.expect("the candle ops pass hyperedge weights, so their gradient is computed")
+/// The hyperedge weights' gradient as a tensor, when the core computed one (it does
+/// exactly when it was given weights).
+pub(super) fn dweights_tensor<T: Compute>(
+    dw: Option<Array2<T>>,
+    (b, n): (usize, usize),
+    dtype: candle_core::DType,
+    dev: &candle_core::Device,
+) -> candle_core::Result<Option<Tensor>> {
+    dw.map(|dw| host::tensor(host::into_vec(dw), (b, n), dtype, dev))
+        .transpose()
 }
 
 /// The inverse of [`split`].
@@ -63,6 +73,8 @@ struct Inputs<'a, T: Clone> {
     theta: Cow<'a, [T]>,
     theta_dims: (usize, usize),
     w: Cow<'a, [T]>,
+    /// Whether `w` holds the caller's weights (else it is the placeholder of ones).
+    weighted: bool,
 }
 
 impl<T: Compute> Inputs<'_, T> {
@@ -72,7 +84,7 @@ impl<T: Compute> Inputs<'_, T> {
         ArrayView3<'_, T>,
         Option<ArrayView3<'_, T>>,
         ArrayView2<'_, T>,
-        ArrayView2<'_, T>,
+        Option<ArrayView2<'_, T>>,
     ) {
         let (b, n, d) = self.dims;
         let f = ArrayView3::from_shape((b, n, d), &self.f).expect("length");
@@ -82,7 +94,7 @@ impl<T: Compute> Inputs<'_, T> {
             .map(|(x, dx)| ArrayView3::from_shape((b, n, *dx), x.as_slice()).expect("length"));
         let theta = ArrayView2::from_shape(self.theta_dims, &self.theta).expect("length");
         let w = ArrayView2::from_shape((b, n), &self.w).expect("length");
-        (f, x, theta, w)
+        (f, x, theta, self.weighted.then_some(w))
     }
 }
 
@@ -107,6 +119,7 @@ impl ConvOp {
                     theta,
                     theta_dims,
                     w,
+                    weighted: self.weighted,
                 }
             }
             None => Inputs {
@@ -116,6 +129,7 @@ impl ConvOp {
                 theta,
                 theta_dims,
                 w,
+                weighted: self.weighted,
             },
         }
     }
@@ -126,11 +140,11 @@ impl ConvOp {
     ) -> crate::Result<(Array3<T>, Option<HypergraphConvCtx<T>>)> {
         let (f, x, theta, w) = inp.views();
         if self.save {
-            let (y, ctx) = hypergraph_conv_forward(f, x, theta, Some(w), &self.cfg)?;
+            let (y, ctx) = hypergraph_conv_forward(f, x, theta, w, &self.cfg)?;
             return Ok((y, Some(ctx)));
         }
         let hg = build_hypergraph(f, &self.cfg)?;
-        Ok((conv(&hg, x.unwrap_or(f), theta, Some(w))?, None))
+        Ok((conv(&hg, x.unwrap_or(f), theta, w)?, None))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -168,7 +182,7 @@ impl ConvOp {
         theta: &Tensor,
         weights: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    ) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
         let dims = fx.dims3()?;
         let theta_dims = theta.dims2()?;
         let inp = self.inputs(
@@ -185,10 +199,10 @@ impl ConvOp {
         let grads = self
             .saved
             .with(|ctx: Option<&HypergraphConvCtx<T>>| match ctx {
-                Some(ctx) => hypergraph_conv_backward(ctx, f, x, th, Some(w), dyv),
+                Some(ctx) => hypergraph_conv_backward(ctx, f, x, th, w, dyv),
                 None => {
-                    let (_, ctx) = hypergraph_conv_forward(f, x, th, Some(w), &self.cfg)?;
-                    hypergraph_conv_backward(&ctx, f, x, th, Some(w), dyv)
+                    let (_, ctx) = hypergraph_conv_forward(f, x, th, w, &self.cfg)?;
+                    hypergraph_conv_backward(&ctx, f, x, th, w, dyv)
                 }
             });
         let g = grads.map_err(host::wrap)?;
@@ -203,12 +217,7 @@ impl ConvOp {
         Ok((
             host::tensor(dfx, dims, dtype, dev)?,
             host::tensor(host::into_vec(g.dtheta), theta_dims, dtype, dev)?,
-            host::tensor(
-                host::into_vec(expect_dweights(g.dweights)),
-                (b, n),
-                dtype,
-                dev,
-            )?,
+            dweights_tensor(g.dweights, (b, n), dtype, dev)?,
         ))
     }
 }
@@ -259,8 +268,9 @@ impl CustomOp3 for ConvOp {
         }
     }
 
-    /// Gradients of the packed features (and `X`), `Θ` and the weights, from the saved
-    /// context (recomputing the forward if there is none).
+    /// Gradients of the packed features (and `X`), `Θ` and the weights (none for the
+    /// placeholder of ones), from the saved context (recomputing the forward if there is
+    /// none).
     fn bwd(
         &self,
         fx: &Tensor,
@@ -270,7 +280,7 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (a, b, c) = dispatch!(fx.dtype(), T => self.backward::<T>(fx, theta, weights, grad))?;
-        Ok((Some(a), Some(b), Some(c)))
+        Ok((Some(a), Some(b), c))
     }
 }
 
@@ -281,9 +291,11 @@ impl CustomOp3 for ConvOp {
 /// bf16, f16; bf16/f16 compute in f32).
 ///
 /// Every input is differentiable through candle's autograd. When any input tracks
-/// gradients, the forward keeps its context (the hypergraph and `XΘ`, `HᵀZ`, `HE`: three
-/// `[B, N, C]` buffers, plus `[B, N, N]` in `Soft` mode) alive with the graph, so the
-/// backward does not recompute it.
+/// gradients, the forward keeps its context alive with the graph, so the backward does not
+/// recompute it: the hypergraph and its degree scalings, plus, with `weights` given or in
+/// `Soft` / `StraightThrough` mode, `XΘ`, `HᵀZ`, `HE` (three `[B, N, C]` buffers; and
+/// `[B, N, N]` in `Soft` mode). Without `weights` under hard incidence the backward streams
+/// column blocks (see [`crate::conv_backward`]) and gives no weight gradient.
 pub fn hypergraph_conv(
     features: &Tensor,
     x: Option<&Tensor>,
@@ -315,6 +327,7 @@ pub fn hypergraph_conv(
     let op = ConvOp {
         cfg: *cfg,
         x_channels: x.map(|x| x.dims()[2]),
+        weighted: weights.is_some(),
         save: track,
         saved: Saved::default(),
     };

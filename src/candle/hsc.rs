@@ -90,6 +90,9 @@ struct HscOp {
     activation: Activation,
     d_out: usize,
     e: usize,
+    /// Whether the caller gave hyperedge weights (else the weights argument is a
+    /// placeholder of ones that the core never sees; see the convolution op).
+    weighted: bool,
     save: bool,
     saved: Saved,
 }
@@ -133,7 +136,7 @@ impl HscOp {
         p: &[T],
     ) -> crate::Result<(Vec<T>, Ctx<T>)> {
         let params = self.params(p, f.dim().2)?;
-        let (out, ctx) = hsc_forward(f, Some(w), &params, &self.cfg)?;
+        let (out, ctx) = hsc_forward(f, self.weighted.then_some(w), &params, &self.cfg)?;
         let mut flat = host::into_vec(out.patches);
         flat.extend(out.global.iter().copied());
         Ok((flat, (ctx, params)))
@@ -180,7 +183,7 @@ impl HscOp {
         weights: &Tensor,
         params: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    ) -> candle_core::Result<(Tensor, Option<Tensor>, Tensor)> {
         let (b, n, d) = features.dims3()?;
         let f = host::host::<T>(features)?;
         let w = host::host::<T>(weights)?;
@@ -188,15 +191,16 @@ impl HscOp {
         let g = host::host::<T>(grad)?;
         let fv = ArrayView3::from_shape((b, n, d), &f).expect("length");
         let wv = ArrayView2::from_shape((b, n), &w).expect("length");
+        let wo = self.weighted.then_some(wv);
         let split = b * n * self.d_out;
         let dp = ArrayView3::from_shape((b, n, self.d_out), &g[..split]).expect("length");
         let dg = ArrayView2::from_shape((b, self.e), &g[split..]).expect("length");
 
         let grads = self.saved.with(|saved: Option<&Ctx<T>>| match saved {
-            Some((ctx, params)) => hsc_backward(ctx, fv, Some(wv), params, Some(dp), Some(dg)),
+            Some((ctx, params)) => hsc_backward(ctx, fv, wo, params, Some(dp), Some(dg)),
             None => {
                 let (_, (ctx, params)) = self.forward(fv, wv, &p)?;
-                hsc_backward(&ctx, fv, Some(wv), &params, Some(dp), Some(dg))
+                hsc_backward(&ctx, fv, wo, &params, Some(dp), Some(dg))
             }
         });
         let g = grads.map_err(host::wrap)?;
@@ -210,12 +214,7 @@ impl HscOp {
         let plen = dparams.len();
         Ok((
             host::tensor(host::into_vec(g.df), (b, n, d), dtype, dev)?,
-            host::tensor(
-                host::into_vec(super::conv::expect_dweights(g.dweights)),
-                (b, n),
-                dtype,
-                dev,
-            )?,
+            super::conv::dweights_tensor(g.dweights, (b, n), dtype, dev)?,
             host::tensor(dparams, plen, dtype, dev)?,
         ))
     }
@@ -274,7 +273,7 @@ impl CustomOp3 for HscOp {
         let (a, b, c) = dispatch!(features.dtype(), T => {
             self.backward::<T>(features, weights, params, grad)
         })?;
-        Ok((Some(a), Some(b), Some(c)))
+        Ok((Some(a), b, Some(c)))
     }
 }
 
@@ -321,7 +320,7 @@ pub fn hsc(
     // the rest on candle's): several launches and `[B, N, D]` temporaries instead of one fused
     // op; a fused HSC kernel would lift it.
     if features.device().is_cuda() {
-        return hsc_composed(features, Some(&w), params, activation, cfg);
+        return hsc_composed(features, weights, params, activation, cfg);
     }
     let packed = params.packed()?;
     let track = features.track_op() || w.track_op() || packed.track_op();
@@ -330,6 +329,7 @@ pub fn hsc(
         activation,
         d_out,
         e,
+        weighted: weights.is_some(),
         save: track,
         saved: Saved::default(),
     };
