@@ -176,23 +176,22 @@ fn conv_case(cfg: &HypergraphConfig, separate_x: bool, weighted: bool, seed: u64
     .unwrap();
     assert_same("features", grads.get(&fv), g.df.as_slice().unwrap());
     assert_same("theta", grads.get(&thv), g.dtheta.as_slice().unwrap());
+    // Against the direct backward and against finite differences.
+    let both = |name: &str, var: &Var, direct: &[f64]| {
+        assert_same(name, grads.get(var), direct);
+        assert_fd(name, var, grads.get(var).unwrap(), &loss, &always);
+    };
     if weighted {
-        assert_same(
+        both(
             "weights",
-            grads.get(&wv),
+            &wv,
             g.dweights.as_ref().unwrap().as_slice().unwrap(),
         );
-        assert_fd("weights", &wv, grads.get(&wv).unwrap(), &loss, &always);
     } else {
         assert!(g.dweights.is_none() && grads.get(&wv).is_none());
     }
     if separate_x {
-        assert_same(
-            "x",
-            grads.get(&xv),
-            g.dx.as_ref().unwrap().as_slice().unwrap(),
-        );
-        assert_fd("x", &xv, grads.get(&xv).unwrap(), &loss, &always);
+        both("x", &xv, g.dx.as_ref().unwrap().as_slice().unwrap());
     }
     assert_fd("theta", &thv, grads.get(&thv).unwrap(), &loss, &always);
     if cfg.mode != IncidenceMode::StraightThrough {
