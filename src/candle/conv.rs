@@ -77,15 +77,16 @@ struct Inputs<'a, T: Clone> {
     weighted: bool,
 }
 
+/// Views of the features, `X` (if separate), `Θ` and the weights (if the caller gave them).
+type Views<'a, T> = (
+    ArrayView3<'a, T>,
+    Option<ArrayView3<'a, T>>,
+    ArrayView2<'a, T>,
+    Option<ArrayView2<'a, T>>,
+);
+
 impl<T: Compute> Inputs<'_, T> {
-    fn views(
-        &self,
-    ) -> (
-        ArrayView3<'_, T>,
-        Option<ArrayView3<'_, T>>,
-        ArrayView2<'_, T>,
-        Option<ArrayView2<'_, T>>,
-    ) {
+    fn views(&self) -> Views<'_, T> {
         let (b, n, d) = self.dims;
         let f = ArrayView3::from_shape((b, n, d), &self.f).expect("length");
         let x = self
