@@ -30,7 +30,7 @@ pub fn check_finite<T: Real>(arg: &str, values: &[T], shape: &[usize]) -> Result
             for (a, &x) in acc.iter_mut().zip(chunk) {
                 #[allow(clippy::eq_op)] // x − x is the finiteness test above
                 {
-                    *a = *a + (x - x);
+                    *a += x - x;
                 }
             }
         }

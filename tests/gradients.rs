@@ -81,7 +81,7 @@ fn rankings_are_stable(sims: &[Vec<f64>], k: usize, tau: Option<f64>) -> bool {
             .map(|(_, s)| *s)
             .collect();
         others.sort_by(|a, b| b.partial_cmp(a).unwrap());
-        k - 1 >= others.len() || k < 2 || others[k - 2] - others[k - 1] > 1e-4
+        k > others.len() || k < 2 || others[k - 2] - others[k - 1] > 1e-4
     })
 }
 

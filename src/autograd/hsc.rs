@@ -243,7 +243,7 @@ pub fn hsc_backward<T: Real>(
 
     let act = params.activation;
     let mut dy = dq.clone();
-    dy.zip_mut_with(&ctx.y, |g, &y| *g = *g * act.eval(y).1);
+    dy.zip_mut_with(&ctx.y, |g, &y| *g *= act.eval(y).1);
     let conv = hypergraph_conv_backward(
         &ctx.conv,
         features,

@@ -148,7 +148,7 @@ pub(crate) fn build_image<T: Real>(
         let mut d_e = vec![T::zero(); n];
         for row in h.chunks(n) {
             for (s, &x) in d_e.iter_mut().zip(row) {
-                *s = *s + x;
+                *s += x;
             }
         }
         return ImageGraph {

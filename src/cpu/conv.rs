@@ -326,7 +326,7 @@ pub(crate) fn scale_rows<T: Real>(m: &mut [T], c: usize, s: &[T]) {
         return;
     }
     m.par_chunks_mut(c).zip(s).for_each(|(row, &k)| {
-        row.iter_mut().for_each(|x| *x = *x * k);
+        row.iter_mut().for_each(|x| *x *= k);
     });
 }
 
@@ -335,7 +335,7 @@ fn add_row_dots<T: Real>(acc: &mut [T], a: &[T], b: &[T], c: usize) {
     acc.par_iter_mut()
         .zip(a.par_chunks(c).zip(b.par_chunks(c)))
         .for_each(|(s, (x, y))| {
-            *s = *s + x.iter().zip(y).map(|(&p, &q)| p * q).sum::<T>();
+            *s += x.iter().zip(y).map(|(&p, &q)| p * q).sum::<T>();
         });
 }
 

@@ -159,7 +159,7 @@ mod tests {
         // c[:, 1..3] += a[:, 2..4] · bᵀ, inside a [2, 4] c.
         let a: Vec<f64> = (0..2 * 5).map(|i| i as f64 - 3.0).collect();
         let b: Vec<f64> = (0..2 * 2).map(|i| (i as f64).cos()).collect();
-        let mut c = vec![1.0; 2 * 4];
+        let mut c = [1.0; 2 * 4];
         fn blk(data: &[f64], rows: usize, cols: usize, stride: usize) -> Block<'_, f64> {
             Block {
                 data,

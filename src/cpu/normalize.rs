@@ -34,11 +34,11 @@ pub fn row_normalize_backward<T: Real>(
                 let dot: T = u.iter().zip(du).map(|(&a, &b)| a * b).sum();
                 let inv = T::one() / norm;
                 for ((o, &a), &b) in out.iter_mut().zip(u).zip(du) {
-                    *o = *o + (b - a * dot) * inv;
+                    *o += (b - a * dot) * inv;
                 }
             } else {
                 let inv = T::one() / eps;
-                out.iter_mut().zip(du).for_each(|(o, &b)| *o = *o + b * inv);
+                out.iter_mut().zip(du).for_each(|(o, &b)| *o += b * inv);
             }
         });
 }

@@ -76,7 +76,7 @@ fn scale_rows<T: Real>(out: &mut [T], c: usize, scale: &[T]) {
     out.par_chunks_mut(c.max(1))
         .zip(scale.par_iter())
         .for_each(|(row, &s)| {
-            row.iter_mut().for_each(|x| *x = *x * s);
+            row.iter_mut().for_each(|x| *x *= s);
         });
 }
 
@@ -84,7 +84,7 @@ fn column_sums<T: Real>(m: &[T], c: usize) -> Vec<T> {
     let mut sum = vec![T::zero(); c];
     for row in m.chunks(c.max(1)) {
         for (s, &x) in sum.iter_mut().zip(row) {
-            *s = *s + x;
+            *s += x;
         }
     }
     sum
@@ -108,13 +108,13 @@ fn csr_product<T: Real>(
         for &j in rows.row(r) {
             let src = &m[j as usize * c..(j as usize + 1) * c];
             for (x, &y) in o.iter_mut().zip(src) {
-                *x = *x + y;
+                *x += y;
             }
         }
         let s = scale[r];
         match ones_minus {
             Some(sum) => o.iter_mut().zip(sum).for_each(|(x, &t)| *x = (t - *x) * s),
-            None => o.iter_mut().for_each(|x| *x = *x * s),
+            None => o.iter_mut().for_each(|x| *x *= s),
         }
     });
 }
@@ -151,7 +151,7 @@ fn bitmask_product<T: Real>(bits: &Bitmask, m: &[T], c: usize, scale: &[T], out:
             );
             for (r, row) in o.chunks_mut(c).enumerate() {
                 let s = scale[r0 + r];
-                row.iter_mut().for_each(|x| *x = *x * s);
+                row.iter_mut().for_each(|x| *x *= s);
             }
         });
 }

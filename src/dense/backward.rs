@@ -126,7 +126,7 @@ pub fn backward<T: Real>(
         for i in 0..n {
             let mut g = dg_diag(&dfac[0], i);
             if k == 6 {
-                g = g + dg_diag(&dfac[5], i);
+                g += dg_diag(&dfac[5], i);
             }
             if im.d_v[i] > T::zero() {
                 dd_v[i] = g * T::of(-p_v) * im.d_v[i].powf(T::of(-p_v - 1.0));
@@ -156,7 +156,7 @@ pub fn backward<T: Real>(
         }
         match x_given {
             true => dxs[img * n * dx..(img + 1) * n * dx].copy_from_slice(&dxb),
-            false => dfb.iter_mut().zip(&dxb).for_each(|(a, &g)| *a = *a + g),
+            false => dfb.iter_mut().zip(&dxb).for_each(|(a, &g)| *a += g),
         }
     }
     Ok(HypergraphConvGrads {
@@ -192,7 +192,7 @@ impl<T: Real> DenseImage<T> {
                     }
                     let g = -(ds[i * n + j] + ds[j * n + i]) / dist;
                     for k in 0..d {
-                        df[i * d + k] = df[i * d + k] + g * (self.a[i * d + k] - self.a[j * d + k]);
+                        df[i * d + k] += g * (self.a[i * d + k] - self.a[j * d + k]);
                     }
                 }
             }

@@ -161,7 +161,7 @@ fn run<T: Real>(
         y.extend(yb);
     }
     let y = Array3::from_shape_vec((b, n, c), y).expect("length");
-    let ctx = save.then(|| DenseCtx {
+    let ctx = save.then_some(DenseCtx {
         cfg: *cfg,
         dims: (b, n, d, dx, c),
         images,

@@ -264,7 +264,7 @@ impl HiplConfig {
     pub fn validate(&self, clip: &ClipConfig) -> Result<()> {
         let n = clip.vision.num_hidden_layers;
         let p = clip.vision.patch_size;
-        if self.image_size < p || self.image_size % p != 0 {
+        if self.image_size < p || !self.image_size.is_multiple_of(p) {
             return Err(Error::invalid(
                 "image_size",
                 format!("a positive multiple of the patch size {p}"),

@@ -87,7 +87,7 @@ impl Expert {
                 norm: Norm::new(w, vb.pp("norm"))?,
                 qkv: linear(w, 3 * w, vb.pp("qkv"))?,
                 out: linear(w, w, vb.pp("out"))?,
-                heads: if heads > 0 && w % heads == 0 {
+                heads: if heads > 0 && w.is_multiple_of(heads) {
                     heads
                 } else {
                     1
