@@ -64,6 +64,19 @@ pub fn check_finite<T: Real>(arg: &str, values: &[T], shape: &[usize]) -> Result
     Ok(())
 }
 
+/// Fails when a computed result of finite inputs is not finite (an overflow in `T`),
+/// blaming the inputs `blame` and naming where in `what` it happened.
+pub fn check_result<T: Real>(what: &str, blame: &str, values: &[T], shape: &[usize]) -> Result<()> {
+    check_finite(what, values, shape).map_err(|e| match e {
+        Error::NonFinite { index, value, .. } => Error::invalid(
+            blame,
+            format!("values whose {what} stays finite in this float type (scale them down)"),
+            format!("an overflow to {value} in {what} at {index}"),
+        ),
+        e => e,
+    })
+}
+
 /// Checks a `[B, N, D]` features tensor: `B >= 1`, `N >= 2`, `D >= 1`.
 pub fn check_features_shape(arg: &str, shape: &[usize]) -> Result<(usize, usize, usize)> {
     let &[b, n, d] = shape else {

@@ -153,3 +153,66 @@ fn features_whose_squared_norm_overflows_are_rejected_not_misread() {
         assert!(m.contains("features") && m.contains("vertex 2"), "{m}");
     }
 }
+
+#[test]
+fn an_overflowing_convolution_is_an_error_not_a_silent_infinity() {
+    let f = features(2, 5, 3, 0.0, 1).mapv(|v| v as f32);
+    let hg = build_hypergraph(f.view(), &HypergraphConfig::knn(2)).unwrap();
+    let huge = Array2::<f32>::eye(3) * 3e38;
+    let m = message(conv(&hg, f.view(), huge.view(), None));
+    assert!(
+        m.contains("x/theta/weights") && m.contains("overflow"),
+        "{m}"
+    );
+    let theta = Array2::<f32>::eye(3);
+    let (_, ctx) = conv_forward(&hg, f.view(), theta.view(), None).unwrap();
+    let dy = Array3::<f32>::from_elem((2, 5, 3), 3e38);
+    let m = message(conv_backward(
+        &hg,
+        &ctx,
+        f.view(),
+        huge.view(),
+        None,
+        dy.view(),
+        false,
+    ));
+    assert!(m.contains("dy/x/theta") && m.contains("overflow"), "{m}");
+}
+
+#[test]
+fn hypergraph_parts_sized_for_another_n_are_refused() {
+    let f = features(1, 5, 3, 0.0, 1);
+    let hg = build_hypergraph(f.view(), &HypergraphConfig::knn(2)).unwrap();
+    let images = hg.images().to_vec();
+    let m = message(Hypergraph::from_images(*hg.config(), 10, images.clone()));
+    assert!(m.contains("images[0]") && m.contains("[10, 10]"), "{m}");
+    let mut short = images.clone();
+    short[0].d_e.pop();
+    let m = message(Hypergraph::from_images(*hg.config(), 5, short));
+    assert!(m.contains("images[0].d_e"), "{m}");
+    assert!(Hypergraph::from_images(*hg.config(), 5, images).is_ok());
+}
+
+#[test]
+fn a_backward_over_another_batch_names_the_hypergraph() {
+    let f = features(2, 5, 3, 0.0, 1);
+    let one = features(1, 5, 3, 0.0, 1);
+    let cfg = HypergraphConfig::knn(2);
+    let (hg2, hg1) = (
+        build_hypergraph(f.view(), &cfg).unwrap(),
+        build_hypergraph(one.view(), &cfg).unwrap(),
+    );
+    let theta = matrix(3, 3, 2);
+    let (_, ctx) = conv_forward(&hg2, f.view(), theta.view(), None).unwrap();
+    let dy = Array3::<f64>::ones((1, 5, 3));
+    let m = message(conv_backward(
+        &hg1,
+        &ctx,
+        one.view(),
+        theta.view(),
+        None,
+        dy.view(),
+        false,
+    ));
+    assert!(m.contains("hypergraph") && m.contains("2 images"), "{m}");
+}

@@ -244,3 +244,43 @@ fn visa_csv_problems_name_the_csv_or_the_file() {
     let e = Dataset::visa(dir.path()).unwrap_err();
     assert_eq!(path_of(&e), dir.path().join("b.png"), "{e}");
 }
+
+#[test]
+fn synth_replaces_its_own_earlier_output_and_refuses_a_foreign_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ds");
+    let source = find_source(None).unwrap();
+    let cfg = |test| SynthConfig {
+        classes: Some(1),
+        size: 32,
+        train: 2,
+        test,
+        seed: 0,
+    };
+    synthesize(&source, &out, &cfg(8)).unwrap();
+    synthesize(&source, &out, &cfg(4)).unwrap();
+    // Only the second run's images are there.
+    let ds = Dataset::mvtec(&out).unwrap();
+    let class = &ds.classes()[0];
+    assert_eq!(ds.samples(class, Split::Test).unwrap().len(), 4);
+
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+    let e = synthesize(&source, &foreign, &cfg(4))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`out`") && e.contains("non-empty"), "{e}");
+    assert!(foreign.join("notes.txt").is_file());
+    let e = synthesize(
+        &source,
+        &out,
+        &SynthConfig {
+            size: 100_000,
+            ..cfg(4)
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`size`") && e.contains("4096"), "{e}");
+}

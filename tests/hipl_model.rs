@@ -136,6 +136,21 @@ fn config_errors_name_the_field() {
                 ..ok.clone()
             },
         ),
+        // one patch (N = 1 has no hypergraph), and a grid past 128 × 128 patches
+        (
+            "image_size",
+            HiplConfig {
+                image_size: clip.vision.patch_size,
+                ..ok.clone()
+            },
+        ),
+        (
+            "image_size",
+            HiplConfig {
+                image_size: 129 * clip.vision.patch_size,
+                ..ok.clone()
+            },
+        ),
         (
             "prompt_len",
             HiplConfig {

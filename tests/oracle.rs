@@ -248,6 +248,7 @@ fn incidence_gradient_of_the_convolution_matches_finite_differences() {
                 d_e,
             }],
         )
+        .unwrap()
     };
     let loss = |h: &ndarray::Array2<f64>| {
         (&conv(&graph(h), x.view(), theta.view(), Some(w.view())).unwrap() * &r).sum()

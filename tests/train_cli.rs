@@ -151,6 +151,17 @@ fn cli_errors_name_the_device_and_the_files() {
     let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.contains("nope") && e.contains(&classes[0]), "{e}");
 
+    let args = train_args(&clip, &data, &classes[0], &ckpt, 0);
+    let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
+    assert!(e.contains("--epochs") && e.contains("at least 1"), "{e}");
+
+    // a checkpoint path under a regular file fails before any training
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let args = train_args(&clip, &data, &classes[0], &file.join("ck"), 1);
+    let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
+    assert!(e.contains("--out") && e.contains("afile"), "{e}");
+
     let args = train_args(&dir.path().join("no-clip"), &data, &classes[0], &ckpt, 1);
     let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.contains("no-clip") && e.contains("config.json"), "{e}");

@@ -8,7 +8,7 @@ use crate::cpu::gemm::{gemm, Op};
 use crate::error::{Error, Result};
 use crate::hypergraph::{Hypergraph, HypergraphConfig, IncidenceMode};
 use crate::real::Real;
-use crate::validate::{check_finite, check_shape, contiguous, flat};
+use crate::validate::{check_finite, check_result, check_shape, contiguous, flat};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 /// Saved by [`conv_forward`]: per image the degree scalings and, when the backward will need
@@ -154,6 +154,7 @@ fn run<T: Real>(
         let saved = full.then(|| (&mut u[range.clone()], &mut v[range]));
         kernel::propagate(hg.image(img), n, c, &scalings[img], yb, saved);
     }
+    check_result("the output Y", "x/theta/weights", &y, &[b, n, c])?;
     let y = Array3::from_shape_vec((b, n, c), y).expect("length b*n*c");
     tracing::info!(
         device = "cpu",
@@ -221,7 +222,17 @@ pub fn conv_backward<T: Real>(
     need_dh: bool,
 ) -> Result<ConvGrads<T>> {
     let dims = validate(hg, &x, &theta, weights.as_ref())?;
-    if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c || ctx.scalings.len() != hg.batch_size() {
+    if ctx.scalings.len() != hg.batch_size() {
+        return Err(Error::shape(
+            "hypergraph",
+            format!(
+                "the batch given to conv_forward ({} images)",
+                ctx.scalings.len()
+            ),
+            [hg.batch_size()],
+        ));
+    }
+    if dims.dx != ctx.dims.dx || dims.c != ctx.dims.c {
         return Err(Error::shape(
             "x/theta",
             format!(
@@ -269,6 +280,8 @@ pub fn conv_backward<T: Real>(
                 &mut dtheta,
             );
         }
+        check_result("dX", "dy/x/theta", &dxs, &[b, n, dx])?;
+        check_result("dtheta", "dy/x/theta", &dtheta, &[dx, c])?;
         return Ok(ConvGrads {
             dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
             dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),
@@ -329,6 +342,9 @@ pub fn conv_backward<T: Real>(
         false,
         true,
     );
+    check_result("dX", "dy/x/theta/weights", &dxs, &[b, n, dx])?;
+    check_result("dtheta", "dy/x/theta/weights", &dtheta, &[dx, c])?;
+    check_result("dweights", "dy/x/theta/weights", &dws, &[b, n])?;
     Ok(ConvGrads {
         dx: Array3::from_shape_vec((b, n, dx), dxs).expect("length"),
         dtheta: Array2::from_shape_vec((dx, c), dtheta).expect("length"),

@@ -119,7 +119,7 @@ pub fn incidence_forward<T: Real>(
         .zip(sq.chunks(n))
         .map(|(img, sq)| build_image(img, sq, n, d, cfg))
         .collect();
-    let hg = Hypergraph::from_images(*cfg, n, images);
+    let hg = Hypergraph::from_images(*cfg, n, images)?;
     tracing::info!(
         device = "cpu",
         b, n, d,

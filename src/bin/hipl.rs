@@ -44,6 +44,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so writing to a closed pipe (`hipl eval ... | head -1`) fails
+    // with an error, or a panic inside println!; a command-line tool should end quietly
+    // instead, as the C tools do.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     cli::install_panic_hook();
     cli::init_logging();
     let args = match Cli::try_parse() {

@@ -54,6 +54,9 @@ pub struct QuickstartSummary {
     pub seconds: f64,
 }
 
+/// Most patches a side in the quickstart (1024 px): its CPU run stays within minutes.
+const MAX_QUICKSTART_GRID: usize = 64;
+
 const RANDOM_NOTE: &str = "NOTE: this run uses a tiny CLIP with RANDOM weights, written by hipl \
 (no download). The metrics below only show that the pipeline runs end to end; they say \
 nothing about how well HiPL detects anomalies. See README, \"Running with real weights\".";
@@ -62,8 +65,30 @@ nothing about how well HiPL detects anomalies. See README, \"Running with real w
 pub fn run_quickstart(args: &QuickstartArgs, out: &mut dyn Write) -> Result<QuickstartSummary> {
     let start = Instant::now();
     emit(out, RANDOM_NOTE)?;
-    let size = u32::try_from(args.image_size)
-        .map_err(|_| Error::invalid("--image-size", "a side in pixels", args.image_size))?;
+    let patch = TinyClipSpec::default().patch_size;
+    let grid = args.image_size / patch;
+    if !args.image_size.is_multiple_of(patch) || !(2..=MAX_QUICKSTART_GRID).contains(&grid) {
+        return Err(Error::invalid(
+            "--image-size",
+            format!(
+                "a multiple of the tiny CLIP's {patch}-px patches from {} to {}",
+                2 * patch,
+                MAX_QUICKSTART_GRID * patch
+            ),
+            args.image_size,
+        ));
+    }
+    if args.images < 2 {
+        return Err(Error::invalid(
+            "--images",
+            "at least 2 (one normal, one defective)",
+            args.images,
+        ));
+    }
+    if args.epochs == 0 {
+        return Err(Error::invalid("--epochs", "at least 1", 0));
+    }
+    let size = u32::try_from(args.image_size).expect("at most 1024");
 
     let data = args.out.join("data");
     let source = find_source(args.source.as_deref())?;
@@ -150,13 +175,18 @@ pub fn run_quickstart(args: &QuickstartArgs, out: &mut dyn Write) -> Result<Quic
             test_classes.join(", ")
         ),
     )?;
+    // An earlier quickstart's results (metrics.json, overlays) are replaced, not mixed in.
+    let test_dir = args.out.join("test");
+    if test_dir.join("metrics.json").is_file() {
+        std::fs::remove_dir_all(&test_dir).map_err(|e| Error::io(&test_dir, e))?;
+    }
     let metrics = run_test(
         &TestArgs {
             prompts: ckpt,
             clip: None,
             data,
             dataset: DatasetArg::Mvtec,
-            out: args.out.join("test"),
+            out: test_dir,
             classes: test_classes.to_vec(),
             batch_size: args.batch_size,
             overlays: 4,

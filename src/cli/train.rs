@@ -139,6 +139,21 @@ pub struct TrainSummary {
 /// Trains and writes the checkpoint named by `--out`, reporting one line per epoch.
 pub fn run_train(args: &TrainArgs, out: &mut dyn Write) -> Result<TrainSummary> {
     let start = Instant::now();
+    if args.epochs == 0 {
+        return Err(Error::invalid("--epochs", "at least 1", 0));
+    }
+    // The checkpoint's folder is made before any work, so a bad --out fails at once.
+    if let Some(dir) = checkpoint::paths(&args.out).0.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::invalid(
+                    "--out",
+                    "a checkpoint path whose folder exists or can be created",
+                    format!("{} ({e})", dir.display()),
+                )
+            })?;
+        }
+    }
     let device = args.device.device()?;
     let mut trainer = match &args.resume {
         Some(ckpt) => {
@@ -146,6 +161,27 @@ pub fn run_train(args: &TrainArgs, out: &mut dyn Write) -> Result<TrainSummary> 
             if let Some(data) = &args.data {
                 t.meta.run.data = data.clone();
             }
+            if t.meta.epoch >= args.epochs {
+                return Err(Error::invalid(
+                    "--epochs",
+                    format!(
+                        "more than the {} epochs {} has trained",
+                        t.meta.epoch,
+                        ckpt.display()
+                    ),
+                    args.epochs,
+                ));
+            }
+            emit(
+                out,
+                format_args!(
+                    "resuming {} after epoch {}: the model, classes, batch size, image size, \
+                     learning rates and seed are the checkpoint's (--classes, --batch-size, \
+                     --image-size, --layers, --prompt-len, --lr and --seed are not used)",
+                    ckpt.display(),
+                    t.meta.epoch
+                ),
+            )?;
             t
         }
         None => {
@@ -219,9 +255,6 @@ pub fn run_train(args: &TrainArgs, out: &mut dyn Write) -> Result<TrainSummary> 
             ),
         )
     })?;
-    if epochs.is_empty() {
-        trainer.save(&args.out)?;
-    }
     let checkpoint = checkpoint::paths(&args.out).0;
     emit(out, format_args!("checkpoint: {}", checkpoint.display()))?;
     Ok(TrainSummary {

@@ -107,7 +107,7 @@ impl DeviceHypergraph {
                     .collect()
             }
         };
-        Ok(Hypergraph::from_images(self.config, n, images))
+        Hypergraph::from_images(self.config, n, images)
     }
 }
 

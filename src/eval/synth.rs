@@ -110,10 +110,53 @@ pub fn source_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Largest image side [`synthesize`] writes (a 4096² RGB image is 48 MiB in memory).
+pub const MAX_SIZE: u32 = 4096;
+
+/// The file that marks a directory as written by [`synthesize`].
+pub const MARKER: &str = ".hipl-synth";
+
+/// Makes `out` an empty directory: creates it, or empties one that an earlier
+/// [`synthesize`] wrote (it holds [`MARKER`]), so that no stale class or image survives; a
+/// non-empty directory without the marker is refused, never emptied.
+fn prepare_out(out: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(out, e);
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(Error::invalid(
+                "out",
+                "a directory (new, empty, or written by hipl synth)",
+                format!("{} is a file", out.display()),
+            ));
+        }
+        let non_empty = std::fs::read_dir(out).map_err(io)?.next().is_some();
+        if non_empty {
+            if !out.join(MARKER).is_file() {
+                return Err(Error::invalid(
+                    "out",
+                    "a new or empty directory, or one hipl synth wrote (it holds .hipl-synth)",
+                    format!("{}, a non-empty directory", out.display()),
+                ));
+            }
+            std::fs::remove_dir_all(out).map_err(io)?;
+        }
+    }
+    std::fs::create_dir_all(out).map_err(io)?;
+    std::fs::write(
+        out.join(MARKER),
+        "written by hipl synth; rewritten on the next run\n",
+    )
+    .map_err(io)
+}
+
 /// Writes the dataset under `out` and returns its class names.
 pub fn synthesize(source: &Path, out: &Path, cfg: &SynthConfig) -> Result<Vec<String>> {
-    if cfg.size < 32 {
-        return Err(Error::invalid("size", "at least 32 pixels", cfg.size));
+    if !(32..=MAX_SIZE).contains(&cfg.size) {
+        return Err(Error::invalid(
+            "size",
+            format!("32..={MAX_SIZE} pixels"),
+            cfg.size,
+        ));
     }
     if cfg.test < 2 {
         return Err(Error::invalid(
@@ -135,6 +178,7 @@ pub fn synthesize(source: &Path, out: &Path, cfg: &SynthConfig) -> Result<Vec<St
         .iter()
         .map(|p| super::data::open_rgb(p))
         .collect::<Result<_>>()?;
+    prepare_out(out)?;
 
     let mut names = Vec::with_capacity(wanted);
     for (c, path) in paths.iter().take(wanted).enumerate() {

@@ -118,9 +118,64 @@ pub struct Hypergraph<T> {
 }
 
 impl<T: Real> Hypergraph<T> {
-    /// Assembles a hypergraph from per-image parts (all with `n` vertices).
-    pub fn from_images(config: HypergraphConfig, n: usize, images: Vec<ImageGraph<T>>) -> Self {
-        Hypergraph { config, n, images }
+    /// Assembles a hypergraph from per-image parts, each with `n` vertices and `n`
+    /// hyperedges; an image whose incidence or degrees are sized for another `n` is an
+    /// error naming `images[b]`.
+    pub fn from_images(
+        config: HypergraphConfig,
+        n: usize,
+        images: Vec<ImageGraph<T>>,
+    ) -> crate::Result<Self> {
+        for (b, g) in images.iter().enumerate() {
+            let arg = format!("images[{b}]");
+            let square = |rows: usize, cols: usize, what: &str| {
+                if (rows, cols) == (n, n) {
+                    Ok(())
+                } else {
+                    Err(crate::Error::shape(
+                        &format!("{arg}.incidence ({what})"),
+                        format!("[{n}, {n}]"),
+                        [rows, cols],
+                    ))
+                }
+            };
+            match &g.incidence {
+                Incidence::Dense { h } if h.len() != n * n => {
+                    return Err(crate::Error::shape(
+                        &format!("{arg}.incidence (dense)"),
+                        format!("{} values ({n} x {n})", n * n),
+                        [h.len()],
+                    ))
+                }
+                Incidence::Dense { .. } => {}
+                Incidence::Bitmask { h, ht } => {
+                    square(h.n_rows(), h.n_cols(), "bitmask")?;
+                    if let Some(ht) = ht {
+                        square(ht.n_rows(), ht.n_cols(), "transposed bitmask")?;
+                    }
+                }
+                Incidence::Csr { by_vertex, by_edge }
+                | Incidence::Complement { by_vertex, by_edge } => {
+                    square(by_vertex.n_rows(), by_vertex.n_cols(), "CSR by vertex")?;
+                    square(by_edge.n_rows(), by_edge.n_cols(), "CSR by hyperedge")?;
+                    if by_vertex.nnz() != by_edge.nnz() {
+                        return Err(crate::Error::invalid(
+                            &format!("{arg}.incidence"),
+                            "two CSR views of one matrix (equal entry counts)",
+                            format!("{} and {} entries", by_vertex.nnz(), by_edge.nnz()),
+                        ));
+                    }
+                }
+            }
+            if g.d_e.len() != n {
+                return Err(crate::Error::shape(
+                    &format!("{arg}.d_e"),
+                    format!("[{n}]"),
+                    [g.d_e.len()],
+                ));
+            }
+        }
+        Ok(Hypergraph { config, n, images })
     }
 
     pub fn config(&self) -> &HypergraphConfig {

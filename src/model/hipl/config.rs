@@ -9,6 +9,10 @@ use crate::hypergraph::{HypergraphConfig, IncidenceMode, Normalization, Rule};
 use crate::model::clip::ClipConfig;
 use crate::{Error, Result};
 
+/// Most patches a side of the image grid (128 × 128 = 16384 patches, as `hipl clip-embed`
+/// allows): attention over more tokens than that needs gigabytes per image.
+pub const MAX_GRID: usize = 128;
+
 /// The architecture of one MoEPLer expert. Each maps the `L` input tokens `F^g + V_l` to
 /// `L` prompt tokens of the same width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,10 +268,15 @@ impl HiplConfig {
     pub fn validate(&self, clip: &ClipConfig) -> Result<()> {
         let n = clip.vision.num_hidden_layers;
         let p = clip.vision.patch_size;
-        if self.image_size < p || !self.image_size.is_multiple_of(p) {
+        let grid = self.image_size / p.max(1);
+        if !self.image_size.is_multiple_of(p) || !(2..=MAX_GRID).contains(&grid) {
             return Err(Error::invalid(
                 "image_size",
-                format!("a positive multiple of the patch size {p}"),
+                format!(
+                    "a multiple of the patch size {p} from {} to {} (2 to {MAX_GRID} patches a side)",
+                    2 * p,
+                    MAX_GRID * p
+                ),
                 self.image_size,
             ));
         }
