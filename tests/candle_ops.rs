@@ -551,3 +551,20 @@ fn incidence_and_hsc_refuse_an_empty_batch_naming_the_features() {
         );
     }
 }
+
+#[test]
+fn modules_with_a_zero_layer_size_name_it() {
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let e = err_text(Hsc::new(8, HscConfig::new(0, 4), vb.pp("h")));
+    assert!(e.contains("d_out") && e.contains("at least 1"), "{e}");
+    let e = err_text(Hsc::new(8, HscConfig::new(4, 0), vb.pp("h")));
+    assert!(e.contains("global_dim"), "{e}");
+    let e = err_text(HypergraphConv::new(
+        0,
+        4,
+        HypergraphConfig::knn(2),
+        vb.pp("c"),
+    ));
+    assert!(e.contains("in_dim"), "{e}");
+}

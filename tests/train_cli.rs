@@ -151,6 +151,11 @@ fn cli_errors_name_the_device_and_the_files() {
     let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.contains("nope") && e.contains(&classes[0]), "{e}");
 
+    let mut args = train_args(&clip, &data, &classes[0], &ckpt, 1);
+    args.classes = vec![classes[0].clone(), classes[0].clone()];
+    let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
+    assert!(e.contains("--classes") && e.contains("twice"), "{e}");
+
     let args = train_args(&clip, &data, &classes[0], &ckpt, 0);
     let e = run_train(&args, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.contains("--epochs") && e.contains("at least 1"), "{e}");

@@ -81,6 +81,7 @@ impl HypergraphConv {
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         let config = config.into();
+        positive_dims(&[("in_dim", in_dim), ("out_dim", out_dim)])?;
         let theta = vb.get_with_hints((in_dim, out_dim), "theta", theta_init(in_dim))?;
         let weights = edge_weights(config.edge_weights, &vb)?;
         Ok(HypergraphConv {
@@ -154,6 +155,15 @@ impl HscConfig {
     }
 }
 
+/// Fails on the first zero layer size, naming it (a zero fan-in would otherwise surface as
+/// a non-finite initialisation bound).
+fn positive_dims(dims: &[(&str, usize)]) -> candle_core::Result<()> {
+    match dims.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(host::wrap(Error::invalid(name, "at least 1", 0))),
+        None => Ok(()),
+    }
+}
+
 /// The HSC layer: `F̃ = (F + act(Y)) Aᵀ + b` with `Y` the hypergraph convolution of the
 /// patch embeddings `F` (`Θ: [D, D]`), and the global embedding
 /// `F^g = mean_i(F̃_i) Gᵀ + c` (mean pooling over the patches).
@@ -171,6 +181,11 @@ impl Hsc {
     /// Loads (or creates) `theta: [d, d]`, `a.weight: [d_out, d]`, `a.bias: [d_out]`,
     /// `global.weight: [E, d_out]`, `global.bias: [E]` and, when asked, `weights: [N]`.
     pub fn new(d: usize, config: HscConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        positive_dims(&[
+            ("d", d),
+            ("d_out", config.d_out),
+            ("global_dim", config.global_dim),
+        ])?;
         let theta = vb.get_with_hints((d, d), "theta", theta_init(d))?;
         let a = candle_nn::linear(d, config.d_out, vb.pp("a"))?;
         let g = candle_nn::linear(config.d_out, config.global_dim, vb.pp("global"))?;

@@ -195,6 +195,18 @@ pub fn run_train(args: &TrainArgs, out: &mut dyn Write) -> Result<TrainSummary> 
                     ))
                 }
             };
+            if let Some(dup) = args
+                .classes
+                .iter()
+                .enumerate()
+                .find_map(|(i, c)| args.classes[..i].contains(c).then_some(c))
+            {
+                return Err(Error::invalid(
+                    "--classes",
+                    "each class once",
+                    format!("{dup} twice"),
+                ));
+            }
             let clip_config = ClipConfig::from_file(&clip.join("config.json"))?;
             let mut config = HiplConfig::for_clip(&clip_config, args.image_size);
             if !args.layers.is_empty() {
