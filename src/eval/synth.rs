@@ -134,7 +134,7 @@ fn prepare_out(out: &Path) -> Result<()> {
             if !out.join(MARKER).is_file() {
                 return Err(Error::invalid(
                     "out",
-                    "a new or empty directory, or one hipl synth wrote (it holds .hipl-synth)",
+                    "a new or empty directory, or one hipl synth wrote (it holds .hipl-synth); remove it or choose another",
                     format!("{}, a non-empty directory", out.display()),
                 ));
             }
