@@ -72,9 +72,8 @@ struct Inputs<'a, T: Clone> {
     x: Option<(Vec<T>, usize)>,
     theta: Cow<'a, [T]>,
     theta_dims: (usize, usize),
-    w: Cow<'a, [T]>,
-    /// Whether `w` holds the caller's weights (else it is the placeholder of ones).
-    weighted: bool,
+    /// The caller's weights; `None` when the op was given the placeholder of ones.
+    w: Option<Cow<'a, [T]>>,
 }
 
 /// Views of the features, `X` (if separate), `Θ` and the weights (if the caller gave them).
@@ -94,8 +93,11 @@ impl<T: Compute> Inputs<'_, T> {
             .as_ref()
             .map(|(x, dx)| ArrayView3::from_shape((b, n, *dx), x.as_slice()).expect("length"));
         let theta = ArrayView2::from_shape(self.theta_dims, &self.theta).expect("length");
-        let w = ArrayView2::from_shape((b, n), &self.w).expect("length");
-        (f, x, theta, self.weighted.then_some(w))
+        let w = self
+            .w
+            .as_ref()
+            .map(|w| ArrayView2::from_shape((b, n), w.as_ref()).expect("length"));
+        (f, x, theta, w)
     }
 }
 
@@ -109,6 +111,7 @@ impl ConvOp {
         theta_dims: (usize, usize),
         w: Cow<'a, [T]>,
     ) -> Inputs<'a, T> {
+        let w = self.weighted.then_some(w);
         match self.x_channels {
             Some(dx) => {
                 let d = d_total - dx;
@@ -120,7 +123,6 @@ impl ConvOp {
                     theta,
                     theta_dims,
                     w,
-                    weighted: self.weighted,
                 }
             }
             None => Inputs {
@@ -130,7 +132,6 @@ impl ConvOp {
                 theta,
                 theta_dims,
                 w,
-                weighted: self.weighted,
             },
         }
     }

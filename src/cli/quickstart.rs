@@ -85,9 +85,6 @@ pub fn run_quickstart(args: &QuickstartArgs, out: &mut dyn Write) -> Result<Quic
             args.images,
         ));
     }
-    if args.epochs == 0 {
-        return Err(Error::invalid("--epochs", "at least 1", 0));
-    }
     let size = u32::try_from(args.image_size).expect("at most 1024");
 
     let data = args.out.join("data");
